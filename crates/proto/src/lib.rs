@@ -1,0 +1,37 @@
+//! `steward-proto`: plain data shared by every Steward crate.
+//!
+//! Ids, enums, DTOs and the JSON shapes of `API.md`, with serde spellings exactly as the API
+//! writes them. No logic beyond parsing, validation and `Display`.
+
+pub mod component;
+pub mod error;
+pub mod event;
+pub mod ids;
+pub mod inventory;
+pub mod mapping;
+pub mod operation;
+pub mod policy;
+pub mod run;
+pub mod service;
+pub mod status;
+
+pub use component::{
+    BlockedOperations, Component, ComponentKind, ComponentPosition, ComponentStatus, ComponentView,
+    Location, Observation, OperationClass, Phase, Rack,
+};
+pub use error::{FieldError, ValidationErrors};
+pub use event::EventRecord;
+pub use ids::{ComponentId, IdempotencyKey, RackId, RunId, ServiceState, TargetId, TaskId};
+pub use inventory::{ComponentSpec, InventoryUpsert, RackSpec};
+pub use mapping::PhaseMappingOverride;
+pub use operation::{Operation, OperationKind};
+pub use policy::{
+    ConflictRetry, FailureCount, FailureRate, GateScope, MaintenanceWindow, OnNotReady, Ordering,
+    RunPolicy, SafetyGate, WaveSpec,
+};
+pub use run::{CreateRunRequest, Hold, Run, Selector, StatusCounts, Target, Task, Wave};
+pub use service::{HistoryEntry, ServiceTableDoc};
+pub use status::{Gate, RunStatus, RunStatusReason, TargetStatus, TaskStatus};
+
+/// Time as every Steward crate passes it: a UTC timestamp given by the caller.
+pub type Timestamp = chrono::DateTime<chrono::Utc>;

@@ -1,0 +1,132 @@
+//! Effects: what a transition asks the runtime to do, as plain values.
+//!
+//! Ordering rule (enforced by the runtime): persist/history effects are written first, in the
+//! same transaction as the event; `SubmitTask`, `CancelTask` and `Notify` run only after that
+//! transaction has committed.
+
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use steward_proto::{
+    ComponentId, HistoryEntry, IdempotencyKey, Phase, RackId, RunId, RunStatus, RunStatusReason,
+    TargetId, TaskId,
+};
+
+/// One thing a transition asks the shell to do.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "effect", rename_all = "snake_case")]
+pub enum Effect {
+    /// Write the run's row.
+    PersistRun(RunId),
+    /// Write the target's row.
+    PersistTarget(TargetId),
+    /// Write the task's row.
+    PersistTask(TaskId),
+    /// Write the component's derived status.
+    PersistComponentStatus(ComponentId),
+    /// Write the component's service state.
+    PersistServiceState(ComponentId),
+    /// Append a service-state history entry.
+    AppendHistory(HistoryEntry),
+    /// Submit a task to Core (after commit). The runtime adds the run's operation.
+    SubmitTask(SubmitTask),
+    /// Ask Core to cancel a task (after commit, best effort).
+    CancelTask {
+        /// Core's task id.
+        task_id: TaskId,
+        /// The target it serves.
+        target_id: TargetId,
+    },
+    /// Emit a notification (webhooks, event subscribers) after commit.
+    Notify(Notification),
+}
+
+/// A task submission request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmitTask {
+    /// The run.
+    pub run_id: RunId,
+    /// The target.
+    pub target_id: TargetId,
+    /// The rack.
+    pub rack_id: RackId,
+    /// The selected components.
+    pub components: Arc<[ComponentId]>,
+    /// Derived from (run, target, attempt): the same key is never submitted twice.
+    pub idempotency_key: IdempotencyKey,
+}
+
+/// Something subscribers and webhooks hear about.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Notification {
+    /// An operator service state changed.
+    ServiceStateChanged(HistoryEntry),
+    /// A run changed status.
+    RunStatusChanged {
+        /// The run.
+        run_id: RunId,
+        /// Before.
+        from: RunStatus,
+        /// After.
+        to: RunStatus,
+        /// Why.
+        reason: RunStatusReason,
+        /// Human message.
+        message: String,
+    },
+    /// A component's derived phase changed.
+    ComponentPhaseChanged {
+        /// The component.
+        component_id: ComponentId,
+        /// Before (`unknown` if never observed).
+        from: Phase,
+        /// After.
+        to: Phase,
+    },
+}
+
+impl Notification {
+    /// The notification's kind, as webhooks subscribe to it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Notification::ServiceStateChanged(_) => "service_state_changed",
+            Notification::RunStatusChanged { .. } => "run_status_changed",
+            Notification::ComponentPhaseChanged { .. } => "component_phase_changed",
+        }
+    }
+}
+
+/// Every effect kind by name, so tests can check that none is dead.
+pub const EFFECT_KINDS: [&str; 9] = [
+    "persist_run",
+    "persist_target",
+    "persist_task",
+    "persist_component_status",
+    "persist_service_state",
+    "append_history",
+    "submit_task",
+    "cancel_task",
+    "notify",
+];
+
+impl Effect {
+    /// The effect's kind name (one of [`EFFECT_KINDS`]).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Effect::PersistRun(_) => "persist_run",
+            Effect::PersistTarget(_) => "persist_target",
+            Effect::PersistTask(_) => "persist_task",
+            Effect::PersistComponentStatus(_) => "persist_component_status",
+            Effect::PersistServiceState(_) => "persist_service_state",
+            Effect::AppendHistory(_) => "append_history",
+            Effect::SubmitTask(_) => "submit_task",
+            Effect::CancelTask { .. } => "cancel_task",
+            Effect::Notify(_) => "notify",
+        }
+    }
+
+    /// Whether the effect may only run after the batch recording it has committed.
+    pub fn after_commit(&self) -> bool {
+        matches!(self, Effect::SubmitTask(_) | Effect::CancelTask { .. } | Effect::Notify(_))
+    }
+}
