@@ -1,31 +1,31 @@
 //! Transition tables as data, and their renderings (Mermaid state diagram, plain table, JSON).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One legal transition: in `from`, event `event` leads to `to`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Transition {
     /// Status before.
-    pub from: &'static str,
+    pub from: String,
     /// Event kind.
-    pub event: &'static str,
+    pub event: String,
     /// Status after.
-    pub to: &'static str,
+    pub to: String,
 }
 
 /// A machine's whole transition table.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TransitionTable {
     /// Machine name.
-    pub machine: &'static str,
+    pub machine: String,
     /// Initial status.
-    pub initial: &'static str,
+    pub initial: String,
     /// Every status.
-    pub states: Vec<&'static str>,
+    pub states: Vec<String>,
     /// Absorbing statuses.
-    pub terminal: Vec<&'static str>,
+    pub terminal: Vec<String>,
     /// Every event kind.
-    pub events: Vec<&'static str>,
+    pub events: Vec<String>,
     /// Legal transitions.
     pub transitions: Vec<Transition>,
 }
@@ -37,11 +37,11 @@ impl TransitionTable {
     }
 
     /// Event kinds legal from `from`, in table order, without repeats.
-    pub fn allowed_events(&self, from: &str) -> Vec<&'static str> {
-        let mut events: Vec<&'static str> = Vec::new();
+    pub fn allowed_events(&self, from: &str) -> Vec<&str> {
+        let mut events: Vec<&str> = Vec::new();
         for t in self.transitions.iter().filter(|t| t.from == from) {
-            if !events.contains(&t.event) {
-                events.push(t.event);
+            if !events.contains(&t.event.as_str()) {
+                events.push(&t.event);
             }
         }
         events
