@@ -1,0 +1,1 @@
+//! The `Core` trait (the system that owns the hardware) and its adapters.

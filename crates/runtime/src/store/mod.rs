@@ -1,0 +1,1 @@
+//! The SQLite store: state rows, the event log and the webhook outbox.
