@@ -191,6 +191,10 @@ fn clipped_reason(prefix: &str, raw: &str) -> String {
 }
 
 fn decode_json(raw: &str) -> Decoded<'_> {
+    // Only a JSON object counts (serde would also accept `["ready"]` for a one-field struct).
+    if !raw.starts_with('{') {
+        return Decoded::Undecodable;
+    }
     match serde_json::from_str::<TaggedState<'_>>(raw) {
         Ok(tagged) => Decoded::Word(tagged.state),
         Err(_) => Decoded::Undecodable,
