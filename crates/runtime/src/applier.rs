@@ -1,0 +1,80 @@
+//! The applier: executes after-commit effects (Core submissions and cancels) and reports every
+//! outcome back to the reducer as an input. It decides nothing.
+
+use crate::core::{Core, SubmitOutcome, TaskRequest};
+use crate::metrics::Metrics;
+use crate::reducer::ReducerInput;
+use std::sync::Arc;
+use std::time::Instant;
+use steward_proto::TaskId;
+use tokio::sync::{Semaphore, mpsc};
+
+/// Work that may only start after the batch recording its intent has committed.
+#[derive(Debug)]
+pub(crate) enum AfterCommit {
+    /// Submit a task if Core has none under its key (adopt it otherwise).
+    Submit { request: TaskRequest },
+    /// Cancel a task, best effort.
+    Cancel { task_id: TaskId },
+}
+
+/// Calls Core at most this many times at once.
+const MAX_CONCURRENT_CORE_CALLS: usize = 64;
+
+/// Runs until the work channel closes.
+pub(crate) async fn run(
+    mut work: mpsc::UnboundedReceiver<AfterCommit>,
+    core: Arc<dyn Core>,
+    reducer: mpsc::Sender<ReducerInput>,
+    metrics: Arc<Metrics>,
+) {
+    let permits = Arc::new(Semaphore::new(MAX_CONCURRENT_CORE_CALLS));
+    while let Some(item) = work.recv().await {
+        let Ok(permit) = permits.clone().acquire_owned().await else { break };
+        let core = core.clone();
+        let reducer = reducer.clone();
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            match item {
+                AfterCommit::Submit { request } => submit_if_absent(&*core, request, &reducer, &metrics).await,
+                AfterCommit::Cancel { task_id } => {
+                    let started = Instant::now();
+                    if let Err(error) = core.cancel(&task_id).await {
+                        tracing::warn!(%error, %task_id, "cancel failed");
+                    }
+                    metrics.core_call("cancel", started.elapsed());
+                }
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// Asks Core for a task under the key first, so a submission interrupted by a crash (or a
+/// re-claim after an expired lease) adopts the existing task instead of submitting twice.
+async fn submit_if_absent(
+    core: &dyn Core,
+    request: TaskRequest,
+    reducer: &mpsc::Sender<ReducerInput>,
+    metrics: &Metrics,
+) {
+    let started = Instant::now();
+    let existing = core.find_task(&request.idempotency_key).await;
+    metrics.core_call("find_task", started.elapsed());
+    let result = match existing {
+        Ok(Some(report)) => Ok(SubmitOutcome::Accepted { task_id: report.task_id }),
+        Ok(None) => {
+            let started = Instant::now();
+            let outcome = core.submit(&request).await;
+            metrics.core_call("submit", started.elapsed());
+            outcome
+        }
+        Err(error) => Err(error),
+    };
+    let input = ReducerInput::SubmitResult {
+        target_id: request.target_id,
+        key: request.idempotency_key,
+        result,
+    };
+    let _ = reducer.send(input).await;
+}

@@ -1,0 +1,322 @@
+//! `Handle`: the only way into the reducer. Cloneable; every call sends a `ReducerInput` and
+//! awaits the reducer's reply on a oneshot channel. Commands are answered only after their event
+//! is durable.
+
+use crate::reducer::{Command, Query, QueryReply, ReducerInput, Reply};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use steward_proto::{
+    ComponentId, ComponentKind, ComponentView, CreateRunRequest, EventRecord, HistoryEntry, Hold,
+    InventoryUpsert, Observation, Phase, Rack, RackId, Run, RunId, ServiceState, Target,
+    ValidationErrors,
+};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+/// Why the reducer refused a command or query.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum CommandError {
+    /// The named thing does not exist.
+    #[error("{what} {id} not found")]
+    NotFound {
+        /// What kind of thing.
+        what: String,
+        /// Its id.
+        id: String,
+    },
+    /// The transition is not allowed from the current state.
+    #[error("{message}")]
+    IllegalTransition {
+        /// Human message naming from, to/event and what is allowed.
+        message: String,
+        /// Allowed targets (service states) or events (runs).
+        allowed: Vec<String>,
+    },
+    /// The request is invalid; every problem names its field.
+    #[error("invalid request: {0}")]
+    Invalid(ValidationErrors),
+    /// The store failed; nothing was changed.
+    #[error("store error: {0}")]
+    Store(String),
+    /// The runtime is shutting down.
+    #[error("steward is shutting down")]
+    ShuttingDown,
+}
+
+/// Counts of an inventory upsert.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InventorySummary {
+    /// Racks in the document.
+    pub racks: usize,
+    /// Components in the document.
+    pub components: usize,
+}
+
+/// A rack with its components (for `GET /v1/racks/{id}`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RackDetail {
+    /// The rack.
+    #[serde(flatten)]
+    pub rack: Rack,
+    /// Its components with status and service state.
+    pub components: Vec<ComponentView>,
+}
+
+/// Filter for component listings; every field optional.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComponentFilter {
+    /// Only this rack.
+    pub rack: Option<RackId>,
+    /// Only this kind.
+    pub kind: Option<ComponentKind>,
+    /// Only this (effective) phase.
+    pub phase: Option<Phase>,
+    /// Only this service state.
+    pub service_state: Option<ServiceState>,
+}
+
+/// What `create_run` produced.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum CreateRunOutcome {
+    /// The run was created (and started).
+    Created(Box<Run>),
+    /// Dry run: what the run would look like; nothing was created.
+    DryRun(Box<DryRun>),
+}
+
+/// A dry run's plan.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DryRun {
+    /// Always true.
+    pub dry_run: bool,
+    /// The run as it would be created.
+    pub run: Run,
+    /// Its targets in dispatch order, each with the hold it would have now.
+    pub targets: Vec<Target>,
+}
+
+/// A page of the event log.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventsPage {
+    /// Events after the requested seq, oldest first.
+    pub events: Vec<EventRecord>,
+    /// The seq to ask after next time.
+    pub next: u64,
+}
+
+/// A cloneable handle on a running reducer.
+#[derive(Clone, Debug)]
+pub struct Handle {
+    pub(crate) inputs: mpsc::Sender<ReducerInput>,
+    pub(crate) events: broadcast::Sender<EventRecord>,
+}
+
+impl Handle {
+    async fn command(&self, command: Command) -> Result<Reply, CommandError> {
+        let (reply, answer) = oneshot::channel();
+        self.inputs
+            .send(ReducerInput::Command { command, reply })
+            .await
+            .map_err(|_| CommandError::ShuttingDown)?;
+        answer.await.map_err(|_| CommandError::ShuttingDown)?
+    }
+
+    async fn query(&self, query: Query) -> Result<QueryReply, CommandError> {
+        let (reply, answer) = oneshot::channel();
+        self.inputs
+            .send(ReducerInput::Query { query, reply })
+            .await
+            .map_err(|_| CommandError::ShuttingDown)?;
+        answer.await.map_err(|_| CommandError::ShuttingDown)?
+    }
+
+    /// Creates or updates racks and their components (admin).
+    pub async fn upsert_inventory(
+        &self,
+        inventory: InventoryUpsert,
+        initiator: &str,
+    ) -> Result<InventorySummary, CommandError> {
+        match self.command(Command::UpsertInventory { inventory, initiator: initiator.into() }).await? {
+            Reply::Inventory(summary) => Ok(summary),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Pushes raw Core observations; returns how many changed a status.
+    pub async fn observe(&self, observations: Vec<Observation>) -> Result<usize, CommandError> {
+        match self.command(Command::Observe { observations }).await? {
+            Reply::Changed(changed) => Ok(changed),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Moves a component to another service state.
+    pub async fn set_service_state(
+        &self,
+        component: ComponentId,
+        to: ServiceState,
+        note: Option<String>,
+        initiator: &str,
+    ) -> Result<ComponentView, CommandError> {
+        let command =
+            Command::SetServiceState { component, to, note, initiator: initiator.into() };
+        match self.command(command).await? {
+            Reply::Component(view) => Ok(*view),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Creates (and starts) a run, or plans it without creating it when `dry_run` is set.
+    pub async fn create_run(
+        &self,
+        request: CreateRunRequest,
+        initiator: &str,
+    ) -> Result<CreateRunOutcome, CommandError> {
+        match self.command(Command::CreateRun { request: Box::new(request), initiator: initiator.into() }).await? {
+            Reply::Created(outcome) => Ok(outcome),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Pauses a running run.
+    pub async fn pause_run(&self, run: RunId, reason: Option<String>, initiator: &str) -> Result<Run, CommandError> {
+        self.run_command(Command::PauseRun { run, reason, initiator: initiator.into() }).await
+    }
+
+    /// Resumes a paused run (acknowledging the failures that tripped a safety gate).
+    pub async fn resume_run(&self, run: RunId, initiator: &str) -> Result<Run, CommandError> {
+        self.run_command(Command::ResumeRun { run, initiator: initiator.into() }).await
+    }
+
+    /// Cancels a run; submitted tasks get a best-effort cancel.
+    pub async fn cancel_run(&self, run: RunId, reason: Option<String>, initiator: &str) -> Result<Run, CommandError> {
+        self.run_command(Command::CancelRun { run, reason, initiator: initiator.into() }).await
+    }
+
+    /// Opens the next wave of a run paused at a wave gate.
+    pub async fn advance_run(
+        &self,
+        run: RunId,
+        expected_wave: Option<u32>,
+        initiator: &str,
+    ) -> Result<Run, CommandError> {
+        self.run_command(Command::AdvanceRun { run, expected_wave, initiator: initiator.into() }).await
+    }
+
+    async fn run_command(&self, command: Command) -> Result<Run, CommandError> {
+        match self.command(command).await? {
+            Reply::Run(run) => Ok(*run),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Every rack.
+    pub async fn racks(&self) -> Result<Vec<Rack>, CommandError> {
+        match self.query(Query::Racks).await? {
+            QueryReply::Racks(racks) => Ok(racks),
+            other => Err(unexpected_query(other)),
+        }
+    }
+
+    /// One rack with its components.
+    pub async fn rack(&self, id: RackId) -> Result<RackDetail, CommandError> {
+        match self.query(Query::Rack(id)).await? {
+            QueryReply::Rack(rack) => Ok(*rack),
+            other => Err(unexpected_query(other)),
+        }
+    }
+
+    /// Components matching `filter`, in id order.
+    pub async fn components(&self, filter: ComponentFilter) -> Result<Vec<ComponentView>, CommandError> {
+        match self.query(Query::Components(filter)).await? {
+            QueryReply::Components(components) => Ok(components),
+            other => Err(unexpected_query(other)),
+        }
+    }
+
+    /// One component.
+    pub async fn component(&self, id: ComponentId) -> Result<ComponentView, CommandError> {
+        match self.query(Query::Component(id)).await? {
+            QueryReply::Component(view) => Ok(*view),
+            other => Err(unexpected_query(other)),
+        }
+    }
+
+    /// A component's service-state history, oldest first.
+    pub async fn history(&self, id: ComponentId) -> Result<Vec<HistoryEntry>, CommandError> {
+        match self.query(Query::History(id)).await? {
+            QueryReply::History(history) => Ok(history),
+            other => Err(unexpected_query(other)),
+        }
+    }
+
+    /// Every run, newest first.
+    pub async fn runs(&self) -> Result<Vec<Run>, CommandError> {
+        match self.query(Query::Runs).await? {
+            QueryReply::Runs(runs) => Ok(runs),
+            other => Err(unexpected_query(other)),
+        }
+    }
+
+    /// One run.
+    pub async fn run(&self, id: RunId) -> Result<Run, CommandError> {
+        match self.query(Query::Run(id)).await? {
+            QueryReply::Run(run) => Ok(*run),
+            other => Err(unexpected_query(other)),
+        }
+    }
+
+    /// A run's targets in dispatch order, each with its current hold (individual or run-wide).
+    pub async fn targets(&self, id: RunId) -> Result<Vec<Target>, CommandError> {
+        match self.query(Query::Targets(id)).await? {
+            QueryReply::Targets(targets) => Ok(targets),
+            other => Err(unexpected_query(other)),
+        }
+    }
+
+    /// The event log after `after`, at most `limit` events; waits up to `wait` for the first one.
+    pub async fn events(&self, after: u64, limit: u32, wait: Duration) -> Result<EventsPage, CommandError> {
+        let mut subscription = self.events.subscribe();
+        let page = self.events_page(after, limit).await?;
+        if !page.events.is_empty() || wait.is_zero() {
+            return Ok(page);
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(deadline, subscription.recv()).await {
+                Err(_) => return Ok(page),
+                Ok(Err(broadcast::error::RecvError::Closed)) => return Ok(page),
+                Ok(Ok(record)) if record.seq <= after => continue,
+                Ok(_) => return self.events_page(after, limit).await,
+                Err(_) | Ok(Err(_)) => return self.events_page(after, limit).await,
+            }
+        }
+    }
+
+    async fn events_page(&self, after: u64, limit: u32) -> Result<EventsPage, CommandError> {
+        match self.query(Query::Events { after, limit }).await? {
+            QueryReply::Events(page) => Ok(page),
+            other => Err(unexpected_query(other)),
+        }
+    }
+
+    /// Every event as it becomes durable.
+    pub fn subscribe(&self) -> broadcast::Receiver<EventRecord> {
+        self.events.subscribe()
+    }
+
+    /// The current hold of each waiting target of a run (individual holds and run-wide holds).
+    pub async fn holds(&self, id: RunId) -> Result<Vec<(steward_proto::TargetId, Hold)>, CommandError> {
+        let targets = self.targets(id).await?;
+        Ok(targets.into_iter().filter_map(|t| t.hold.map(|hold| (t.id, hold))).collect())
+    }
+}
+
+fn unexpected(reply: Reply) -> CommandError {
+    CommandError::Store(format!("internal: unexpected reply {}", reply.name()))
+}
+
+fn unexpected_query(reply: QueryReply) -> CommandError {
+    CommandError::Store(format!("internal: unexpected reply {}", reply.name()))
+}

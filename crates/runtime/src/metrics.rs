@@ -1,0 +1,118 @@
+//! Prometheus metrics (prometheus-client): events applied, plan duration, runs and targets by
+//! status, Core call latency. The reducer and applier update them; `/metrics` encodes them.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::Mutex;
+use std::time::Duration;
+use steward_proto::{RunStatus, TargetStatus};
+use steward_state_machine::Fleet;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabel {
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabel {
+    call: String,
+}
+
+/// Every metric Steward exports.
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    events_applied: Counter,
+    plan_duration: Histogram,
+    runs: Family<StatusLabel, Gauge>,
+    targets: Family<StatusLabel, Gauge>,
+    run_transitions: Family<StatusLabel, Counter>,
+    core_calls: Family<CallLabel, Histogram>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric under the `steward` prefix.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("steward");
+        let events_applied = Counter::default();
+        registry.register("events_applied", "Events accepted and logged by the reducer", events_applied.clone());
+        let plan_duration = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
+        registry.register("plan_duration_seconds", "Time spent in one plan() call", plan_duration.clone());
+        let runs = Family::<StatusLabel, Gauge>::default();
+        registry.register("runs", "Runs by status", runs.clone());
+        let targets = Family::<StatusLabel, Gauge>::default();
+        registry.register("targets", "Targets by status over all runs", targets.clone());
+        let run_transitions = Family::<StatusLabel, Counter>::default();
+        registry.register("run_status_changes", "Run status changes by new status", run_transitions.clone());
+        let core_calls = Family::<CallLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.00005, 2.0, 18))
+        });
+        registry.register("core_call_duration_seconds", "Core call latency by call", core_calls.clone());
+        Self {
+            registry: Mutex::new(registry),
+            events_applied,
+            plan_duration,
+            runs,
+            targets,
+            run_transitions,
+            core_calls,
+        }
+    }
+
+    /// Counts logged events.
+    pub fn events_applied(&self, n: u64) {
+        self.events_applied.inc_by(n);
+    }
+
+    /// Records one plan() call.
+    pub fn plan_duration(&self, took: Duration) {
+        self.plan_duration.observe(took.as_secs_f64());
+    }
+
+    /// Records one Core call.
+    pub fn core_call(&self, call: &str, took: Duration) {
+        self.core_calls.get_or_create(&CallLabel { call: call.to_string() }).observe(took.as_secs_f64());
+    }
+
+    /// Counts a run status change.
+    pub fn run_status_changed(&self, to: RunStatus) {
+        self.run_transitions.get_or_create(&StatusLabel { status: to.to_string() }).inc();
+    }
+
+    /// Refreshes the by-status gauges from the fleet's incremental counts (no target scan).
+    pub fn observe_fleet(&self, fleet: &Fleet) {
+        for status in RunStatus::ALL {
+            let n = fleet.runs.values().filter(|r| r.status == *status).count();
+            self.runs.get_or_create(&StatusLabel { status: status.to_string() }).set(n as i64);
+        }
+        for status in TargetStatus::ALL {
+            let n: u64 = fleet.runs.values().map(|r| u64::from(r.counts.get(*status))).sum();
+            self.targets.get_or_create(&StatusLabel { status: status.to_string() }).set(n as i64);
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let registry = self.registry.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if prometheus_client::encoding::text::encode(&mut out, &registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

@@ -1,0 +1,91 @@
+//! Core pollers: inventory sync (raw controller states) and task status. They only read Core
+//! and send what they saw to the reducer; the reducer never awaits Core.
+
+use crate::core::Core;
+use crate::handle::Handle;
+use crate::metrics::Metrics;
+use crate::reducer::{Query, QueryReply, ReducerInput};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+/// Syncs every component's raw state from Core every `interval`.
+pub(crate) async fn inventory_sync(
+    handle: Handle,
+    core: Arc<dyn Core>,
+    interval: Duration,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = ticker.tick() => {}
+        }
+        let started = Instant::now();
+        let observed = core.observe().await;
+        metrics.core_call("observe", started.elapsed());
+        match observed {
+            Ok(observations) => {
+                if handle.inputs.send(ReducerInput::CoreObservations(observations)).await.is_err() {
+                    break;
+                }
+            }
+            Err(error) => tracing::warn!(%error, "inventory sync failed"),
+        }
+    }
+}
+
+/// Polls the status of every submitted task every `interval`.
+pub(crate) async fn task_status(
+    handle: Handle,
+    core: Arc<dyn Core>,
+    interval: Duration,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = ticker.tick() => {}
+        }
+        let (reply, answer) = oneshot::channel();
+        if handle.inputs.send(ReducerInput::Query { query: Query::SubmittedTasks, reply }).await.is_err() {
+            break;
+        }
+        let Ok(Ok(QueryReply::SubmittedTasks(tasks))) = answer.await else { break };
+        let mut reports = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            let started = Instant::now();
+            let report = core.task_status(&task).await;
+            metrics.core_call("task_status", started.elapsed());
+            match report {
+                Ok(report) => reports.push(report),
+                Err(error) => tracing::debug!(%error, %task, "task status poll failed"),
+            }
+        }
+        if !reports.is_empty() && handle.inputs.send(ReducerInput::TaskReports(reports)).await.is_err() {
+            break;
+        }
+    }
+}
+
+/// Sends the reducer a planning tick every `interval`.
+pub(crate) async fn ticker(handle: Handle, interval: Duration, stop: CancellationToken) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = ticker.tick() => {}
+        }
+        if handle.inputs.send(ReducerInput::Tick).await.is_err() {
+            break;
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! `Runtime`: builds and starts everything around the reducer from a config struct — store,
+//! recovery, reducer thread, applier, pollers, planning ticker, webhook workers — and stops it.
+
+use crate::applier;
+use crate::clock::SharedClock;
+use crate::core::Core;
+use crate::handle::Handle;
+use crate::metrics::Metrics;
+use crate::pollers;
+use crate::reducer::{Reducer, ReducerInput, ReducerSettings};
+use crate::store::{Store, StoreError, StoreOptions};
+use crate::webhooks::{self, WebhookConfig};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use steward_planner::PlannerConfig;
+use steward_proto::{PhaseMappingOverride, ServiceTableDoc};
+use steward_state_machine::{FleetConfig, ServiceTable, StatusMapper};
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+
+/// Everything the runtime needs besides a Core and a clock.
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    /// SQLite file.
+    pub db_path: PathBuf,
+    /// Store options (synchronous mode).
+    pub store: StoreOptions,
+    /// Overrides of the status tables.
+    pub phase_mapping: PhaseMappingOverride,
+    /// The site service-state table (`None`: the default table).
+    pub service_table: Option<ServiceTableDoc>,
+    /// A status older than this reads as unknown (`None`: never).
+    pub status_max_age: Option<Duration>,
+    /// Planner settings (global concurrency, conflict rules).
+    pub planner: PlannerConfig,
+    /// How often the planner runs even when nothing arrives.
+    pub plan_interval: Duration,
+    /// How often the inventory is synced from Core.
+    pub sync_interval: Duration,
+    /// How often submitted tasks are polled.
+    pub task_poll_interval: Duration,
+    /// Webhooks.
+    pub webhooks: Vec<WebhookConfig>,
+    /// Most inputs folded into one batch (one transaction).
+    pub max_batch: usize,
+    /// Input queue length.
+    pub queue: usize,
+}
+
+impl RuntimeConfig {
+    /// Defaults around a database path.
+    pub fn new(db_path: impl Into<PathBuf>) -> Self {
+        Self {
+            db_path: db_path.into(),
+            store: StoreOptions::default(),
+            phase_mapping: PhaseMappingOverride::default(),
+            service_table: None,
+            status_max_age: Some(Duration::from_secs(600)),
+            planner: PlannerConfig::default(),
+            plan_interval: Duration::from_millis(500),
+            sync_interval: Duration::from_secs(5),
+            task_poll_interval: Duration::from_secs(1),
+            webhooks: Vec::new(),
+            max_batch: 1024,
+            queue: 8192,
+        }
+    }
+
+    /// The machines' configuration, validated.
+    pub fn fleet_config(&self) -> Result<FleetConfig, StartError> {
+        let mapper = StatusMapper::with_override(&self.phase_mapping)
+            .map_err(|e| StartError::Config { key: "phase_mapping".into(), message: e.to_string() })?;
+        let service_table = match &self.service_table {
+            Some(doc) => ServiceTable::from_doc(doc)
+                .map_err(|e| StartError::Config { key: "service_states".into(), message: e.to_string() })?,
+            None => ServiceTable::default(),
+        };
+        let status_max_age = self.status_max_age.and_then(|age| chrono::Duration::from_std(age).ok());
+        Ok(FleetConfig { mapper, service_table, status_max_age })
+    }
+}
+
+/// Why the runtime did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A configuration value is invalid.
+    #[error("config {key}: {message}")]
+    Config {
+        /// The key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The store could not be opened or loaded.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The reducer thread could not be started.
+    #[error("could not start the reducer thread: {0}")]
+    Thread(String),
+}
+
+/// A started runtime.
+pub struct Runtime {
+    handle: Handle,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+    reducer: Option<std::thread::JoinHandle<()>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// Opens the store, loads state (not a replay), recovers in-flight work and starts every
+    /// task. Must be called inside a tokio runtime.
+    pub async fn start(config: RuntimeConfig, core: Arc<dyn Core>, clock: SharedClock) -> Result<Runtime, StartError> {
+        let fleet_config = config.fleet_config()?;
+        let path = config.db_path.clone();
+        let options = config.store.clone();
+        let (store, loaded) = tokio::task::spawn_blocking(move || {
+            let store = Store::open(&path, &options)?;
+            let loaded = store.load(fleet_config)?;
+            Ok::<_, StoreError>((store, loaded))
+        })
+        .await
+        .map_err(|e| StartError::Thread(e.to_string()))??;
+        let metrics = Arc::new(Metrics::new());
+        metrics.observe_fleet(&loaded.fleet);
+        let (inputs, receiver) = mpsc::channel(config.queue);
+        let (events, _) = broadcast::channel(4096);
+        let (work, work_receiver) = mpsc::unbounded_channel();
+        let handle = Handle { inputs: inputs.clone(), events: events.clone() };
+        let settings = ReducerSettings {
+            planner: config.planner.clone(),
+            webhooks: config.webhooks.clone(),
+            max_batch: config.max_batch,
+        };
+        let mut reducer = Reducer::new(loaded.fleet, store, loaded.last_seq, clock.clone(), settings, events, work, metrics.clone());
+        reducer.recover();
+        let reducer = std::thread::Builder::new()
+            .name("steward-reducer".into())
+            .spawn(move || reducer.run(receiver))
+            .map_err(|e| StartError::Thread(e.to_string()))?;
+        let stop = CancellationToken::new();
+        let mut tasks = vec![
+            tokio::spawn(applier::run(work_receiver, core.clone(), inputs.clone(), metrics.clone())),
+            tokio::spawn(pollers::inventory_sync(handle.clone(), core.clone(), config.sync_interval, metrics.clone(), stop.clone())),
+            tokio::spawn(pollers::task_status(handle.clone(), core.clone(), config.task_poll_interval, metrics.clone(), stop.clone())),
+            tokio::spawn(pollers::ticker(handle.clone(), config.plan_interval, stop.clone())),
+        ];
+        for webhook in config.webhooks {
+            tasks.push(tokio::spawn(webhooks::deliver(handle.clone(), webhook, clock.clone(), stop.clone())));
+        }
+        Ok(Runtime { handle, metrics, stop, reducer: Some(reducer), tasks })
+    }
+
+    /// A handle for commands, queries and subscriptions.
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    /// The metrics registry.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    /// Stops pollers and workers, lets the reducer commit its current batch, and waits for it.
+    pub async fn shutdown(mut self) {
+        self.stop.cancel();
+        let _ = self.handle.inputs.send(ReducerInput::Shutdown).await;
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+        if let Some(reducer) = self.reducer.take() {
+            let _ = tokio::task::spawn_blocking(move || reducer.join()).await;
+        }
+    }
+}
