@@ -6,5 +6,6 @@
 //! `Handle` an embedding daemon uses.
 
 pub mod clock;
+pub mod config;
 pub mod core;
 pub mod store;
