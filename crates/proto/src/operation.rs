@@ -5,8 +5,11 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// What a run does to each selected component.
+///
+/// Deserialized through a private wire struct so that unknown fields are rejected for every kind
+/// (serde ignores extra fields on unit variants of internally tagged enums).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields, try_from = "OperationWire")]
 pub enum Operation {
     /// Power on.
     PowerOn,
@@ -22,6 +25,42 @@ pub enum Operation {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         components: Vec<ComponentKind>,
     },
+}
+
+/// The JSON form of [`Operation`] as read: every field of every kind, unknown fields rejected.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OperationWire {
+    kind: OperationKind,
+    #[serde(default)]
+    version: Option<String>,
+    #[serde(default)]
+    components: Option<Vec<ComponentKind>>,
+}
+
+impl TryFrom<OperationWire> for Operation {
+    type Error = String;
+
+    fn try_from(wire: OperationWire) -> Result<Self, Self::Error> {
+        let kind = wire.kind;
+        if kind != OperationKind::FirmwareUpdate {
+            if wire.version.is_some() {
+                return Err(format!("unknown field `version` for operation kind {kind}"));
+            }
+            if wire.components.is_some() {
+                return Err(format!("unknown field `components` for operation kind {kind}"));
+            }
+        }
+        Ok(match kind {
+            OperationKind::PowerOn => Operation::PowerOn,
+            OperationKind::PowerOff => Operation::PowerOff,
+            OperationKind::PowerCycle => Operation::PowerCycle,
+            OperationKind::FirmwareUpdate => Operation::FirmwareUpdate {
+                version: wire.version.ok_or("missing field `version` for firmware_update")?,
+                components: wire.components.unwrap_or_default(),
+            },
+        })
+    }
 }
 
 /// The operation's kind without its parameters, for tables and conflict rules.

@@ -335,6 +335,13 @@ fn operation_every_variant() {
     assert!(
         parse::<Operation>(json!({"kind":"firmware_update","version":"1","force":true})).is_err()
     );
+    // Unknown fields are rejected for parameterless kinds too.
+    let err = parse::<Operation>(json!({"kind":"power_on","force":true})).unwrap_err();
+    assert!(err.to_string().contains("force"), "{err}");
+    let err = parse::<Operation>(json!({"kind":"power_cycle","version":"1.0"})).unwrap_err();
+    assert!(err.to_string().contains("version"), "{err}");
+    let err = parse::<Operation>(json!({"kind":"firmware_update"})).unwrap_err();
+    assert!(err.to_string().contains("version"), "{err}");
 }
 
 #[test]
