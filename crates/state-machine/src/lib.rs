@@ -1,19 +1,28 @@
 //! `steward-state-machine`: Steward's pure transition functions and their tables.
 //!
-//! No I/O, no clock, no randomness: `now` and new ids are arguments. Every machine has the shape
-//! `step(&state, &event, now) -> Result<(State, Vec<Effect>), Rejected>`; a rejected event
+//! No I/O, no clock, no randomness: `now` and new ids are arguments. Every machine implements
+//! [`machine::Machine`]: `step(&state, &event, now) -> Result<(State, Vec<Effect>), Rejected>`,
+//! with its transition table held as typed data that `step` itself consults; a rejected event
 //! changes nothing. [`fleet::Fleet`] routes [`fleet::FleetEvent`]s (the event log) to the machines.
 
 pub mod effect;
 pub mod error;
 pub mod fleet;
+pub mod machine;
+pub mod run;
 pub mod service;
 pub mod status;
 pub mod table;
+pub mod target;
+pub mod task;
 
-pub use effect::{Effect, Notification, SubmitTask};
+pub use effect::{EFFECT_KINDS, Effect, Notification, SubmitTask};
 pub use error::Rejected;
 pub use fleet::{ComponentEntry, Fleet, FleetConfig, FleetEvent};
+pub use machine::{Machine, Row};
+pub use run::{RUN_ROWS, RunEvent, RunEventKind, RunMachine};
 pub use service::ServiceTable;
 pub use status::StatusMapper;
 pub use table::{Transition, TransitionTable};
+pub use target::{TARGET_ROWS, TargetEvent, TargetEventKind, TargetMachine, next_conflict_delay};
+pub use task::{TASK_ROWS, TaskEvent, TaskEventKind, TaskMachine};
