@@ -1,0 +1,99 @@
+//! `StoreError`: every way the SQLite store can fail, with messages naming the file, table or row.
+
+use std::path::PathBuf;
+
+/// A store failure. [`StoreError::is_retryable`] tells transient lock contention apart from
+/// failures that will happen again.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The file was written by a newer Steward: its schema version is above what this binary knows.
+    /// The file is left untouched.
+    #[error(
+        "database schema version {found} is newer than this binary supports ({supported}); \
+         upgrade steward or use another database file"
+    )]
+    SchemaTooNew {
+        /// `PRAGMA user_version` found in the file.
+        found: i64,
+        /// The newest schema version this binary knows.
+        supported: i64,
+    },
+    /// The file has an older schema and was opened read-only, so it could not be migrated.
+    #[error(
+        "database schema version {found} is older than this binary's ({supported}); \
+         open it once with `steward serve` to migrate it"
+    )]
+    SchemaTooOld {
+        /// `PRAGMA user_version` found in the file.
+        found: i64,
+        /// The schema version this binary reads.
+        supported: i64,
+    },
+    /// The file is not an SQLite database, or SQLite found it corrupt. The file is left untouched.
+    #[error("{}: not a usable Steward database: {message}", .path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// SQLite's explanation.
+        message: String,
+    },
+    /// The file could not be opened at all (missing directory, permissions, ...).
+    #[error("{}: cannot open database: {source}", .path.display())]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// A schema migration failed.
+    #[error("database migration failed: {0}")]
+    Migration(#[from] rusqlite_migration::Error),
+    /// An SQLite statement failed.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored JSON column or timestamp could not be decoded.
+    #[error("cannot decode {what}: {message}")]
+    Decode {
+        /// Table, row and column, e.g. `targets row run-1:r3 column data`.
+        what: String,
+        /// The decoder's explanation.
+        message: String,
+    },
+    /// A value could not be encoded for storage (JSON encoding, or an integer out of range).
+    #[error("cannot encode {what}: {message}")]
+    Encode {
+        /// What was being encoded, e.g. `event seq 12`.
+        what: String,
+        /// Why it failed.
+        message: String,
+    },
+    /// An outbox row named by id does not exist.
+    #[error("outbox row {id} not found")]
+    OutboxRowNotFound {
+        /// The row id.
+        id: i64,
+    },
+}
+
+impl StoreError {
+    /// Whether retrying the same operation later may succeed (the database was busy or locked).
+    pub fn is_retryable(&self) -> bool {
+        let err = match self {
+            StoreError::Sqlite(err) | StoreError::Open { source: err, .. } => err,
+            StoreError::Migration(rusqlite_migration::Error::RusqliteError { err, .. }) => err,
+            _ => return false,
+        };
+        matches!(
+            err.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        )
+    }
+}
+
+/// Whether an SQLite error means "this file is not a (sound) database".
+pub(crate) fn is_corruption(err: &rusqlite::Error) -> bool {
+    matches!(
+        err.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt)
+    )
+}

@@ -1,0 +1,484 @@
+//! Store tests on real SQLite files: every row kind round-trips, batches are atomic, reopening
+//! preserves state, event paging, outbox order and delivery bookkeeping, history order.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use chrono::{Duration, TimeZone, Utc};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use steward_proto::{
+    BlockedOperations, Component, ComponentId, ComponentKind, ComponentPosition, ComponentStatus,
+    EventRecord, Gate, HistoryEntry, Hold, IdempotencyKey, Location, Operation, Phase, Rack,
+    RackId, Run, RunId, RunPolicy, RunStatus, RunStatusReason, Selector, ServiceState,
+    StatusCounts, Target, TargetId, TargetStatus, Task, TaskId, TaskStatus, Timestamp, Wave,
+};
+use steward_runtime::store::{
+    ComponentRow, OutboxRow, Store, StoreError, StoreOptions, Synchronous, WriteBatch,
+};
+use steward_state_machine::FleetConfig;
+
+fn t(minutes: i64) -> Timestamp {
+    Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap() + Duration::minutes(minutes)
+}
+
+fn db(dir: &tempfile::TempDir) -> PathBuf {
+    dir.path().join("steward.db")
+}
+
+fn open(path: &Path) -> Store {
+    Store::open(path, &StoreOptions::default()).unwrap()
+}
+
+fn rack(id: &str) -> Rack {
+    Rack {
+        id: RackId::new(id),
+        name: format!("Rack {id}"),
+        location: Location {
+            region: Some("eu-west".into()),
+            datacenter: Some("dc1".into()),
+            room: None,
+            row: Some("A".into()),
+            position: Some("3".into()),
+        },
+        labels: BTreeMap::from([("pool".to_string(), "gpu".to_string())]),
+    }
+}
+
+fn component(id: &str, rack: &str, kind: ComponentKind, slot: u32) -> Component {
+    Component {
+        id: ComponentId::new(id),
+        rack_id: RackId::new(rack),
+        kind,
+        name: id.to_uppercase(),
+        manufacturer: Some("NVIDIA".into()),
+        model: None,
+        serial: Some(format!("SN-{id}")),
+        position: ComponentPosition { slot: Some(slot), tray_index: None },
+        firmware_version: Some("1.0.0".into()),
+        power_state: Some("on".into()),
+        labels: BTreeMap::new(),
+    }
+}
+
+fn component_row(component: Component, raw: Option<&str>) -> ComponentRow {
+    let status = raw.map(|raw| ComponentStatus {
+        phase: Phase::Ready,
+        reason: raw.to_string(),
+        blocked_operations: BlockedOperations::NONE,
+    });
+    ComponentRow {
+        component,
+        raw_state: raw.map(str::to_string),
+        status,
+        service_state: ServiceState::new("in_service"),
+        updated_at: t(0),
+    }
+}
+
+fn run(id: &str, status: RunStatus) -> Run {
+    let counts = StatusCounts { pending: 1, submitted: 1, ..StatusCounts::default() };
+    Run {
+        id: RunId::new(id),
+        name: "firmware 1.2.0".into(),
+        operation: Operation::FirmwareUpdate { version: "1.2.0".into(), components: vec![] },
+        selector: Selector {
+            racks: Some(vec![RackId::new("r1"), RackId::new("r2")]),
+            ..Selector::default()
+        },
+        policy: RunPolicy { max_parallel_racks: 2, ..RunPolicy::default() },
+        status,
+        status_reason: RunStatusReason::None,
+        status_message: String::new(),
+        current_wave: 1,
+        waves: vec![Wave {
+            number: 1,
+            size: 2,
+            counts,
+            acknowledged_failures: 0,
+            opened_at: Some(t(1)),
+            finished_at: None,
+        }],
+        counts,
+        initiator: "alice".into(),
+        created_at: t(0),
+        started_at: Some(t(1)),
+        finished_at: None,
+        updated_at: t(2) + Duration::nanoseconds(123_456_789),
+    }
+}
+
+fn target(run: &str, rack: &str, status: TargetStatus) -> Target {
+    let run_id = RunId::new(run);
+    let rack_id = RackId::new(rack);
+    Target {
+        id: TargetId::for_rack(&run_id, &rack_id),
+        run_id,
+        rack_id,
+        wave: 1,
+        components: Arc::from(vec![ComponentId::new(format!("{rack}-c1"))]),
+        status,
+        attempt: 1,
+        task_id: (status == TargetStatus::Submitted).then(|| TaskId::new(format!("task-{rack}"))),
+        message: format!("{status}"),
+        retry_after: None,
+        lease_until: Some(t(3)),
+        conflict_delay_seconds: 30,
+        blocked_since: None,
+        hold: (status == TargetStatus::Pending).then(|| Hold {
+            gate: Gate::Concurrency,
+            message: "2 of 2 racks in flight".into(),
+            since: t(2),
+        }),
+        updated_at: t(2),
+    }
+}
+
+fn task(target: &Target) -> Task {
+    Task {
+        id: TaskId::new(format!("task-{}", target.rack_id)),
+        target_id: target.id.clone(),
+        run_id: target.run_id.clone(),
+        rack_id: target.rack_id.clone(),
+        idempotency_key: IdempotencyKey::for_attempt(&target.run_id, &target.id, target.attempt),
+        status: TaskStatus::Running,
+        component_results: BTreeMap::from([(ComponentId::new("r2-c1"), TaskStatus::Running)]),
+        message: "flashing".into(),
+        updated_at: t(4),
+    }
+}
+
+fn event(seq: u64, kind: &str) -> EventRecord {
+    EventRecord {
+        seq,
+        at: t(seq as i64),
+        kind: kind.to_string(),
+        data: serde_json::json!({"kind": kind, "n": seq}),
+    }
+}
+
+fn history(component: &str, from: &str, to: &str, at: Timestamp) -> HistoryEntry {
+    HistoryEntry {
+        component_id: ComponentId::new(component),
+        from: ServiceState::new(from),
+        to: ServiceState::new(to),
+        at,
+        initiator: "alice".into(),
+        note: Some(format!("{from} to {to}")),
+    }
+}
+
+fn outbox(webhook: &str, seq: u64) -> OutboxRow {
+    OutboxRow {
+        id: 0,
+        webhook: webhook.to_string(),
+        seq,
+        kind: "run_status_changed".into(),
+        body: format!(r#"{{"seq":{seq}}}"#),
+        attempts: 0,
+        next_attempt_at: t(seq as i64),
+        delivered_at: None,
+        last_error: None,
+    }
+}
+
+/// A batch with one of everything: two racks, three components, a run with two targets (one
+/// pending, one submitted with its task), history and an outbox row.
+fn full_batch() -> WriteBatch {
+    let pending = target("run-1", "r1", TargetStatus::Pending);
+    let submitted = target("run-1", "r2", TargetStatus::Submitted);
+    WriteBatch {
+        events: vec![event(1, "inventory_upserted"), event(2, "run_created")],
+        racks: vec![rack("r1"), rack("r2")],
+        components: vec![
+            // Inventory order is not id order: the load must keep inventory order per rack.
+            component_row(component("r1-c2", "r1", ComponentKind::Compute, 2), Some("Ready")),
+            component_row(component("r1-c1", "r1", ComponentKind::PowerShelf, 1), None),
+            component_row(component("r2-c1", "r2", ComponentKind::Nvswitch, 1), Some("x")),
+        ],
+        runs: vec![run("run-1", RunStatus::Running)],
+        targets: vec![(pending.clone(), 0), (submitted.clone(), 1)],
+        tasks: vec![task(&submitted)],
+        history: vec![history("r1-c1", "in_service", "maintenance", t(1))],
+        outbox: vec![outbox("ops", 2)],
+    }
+}
+
+#[test]
+fn every_row_kind_round_trips_through_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    let batch = full_batch();
+    {
+        let mut store = open(&path);
+        store.commit(&batch).unwrap();
+        store.close().unwrap();
+    }
+    let store = open(&path);
+    let loaded = store.load(FleetConfig::default()).unwrap();
+    let fleet = loaded.fleet;
+    assert_eq!(loaded.last_seq, 2);
+
+    let racks: Vec<Rack> = fleet.racks.values().cloned().collect();
+    assert_eq!(racks, batch.racks);
+    assert_eq!(fleet.components.len(), 3);
+    for row in &batch.components {
+        let entry = &fleet.components[&row.component.id];
+        assert_eq!(entry.component, row.component);
+        assert_eq!(entry.raw_state, row.raw_state);
+        assert_eq!(entry.status, row.status);
+        assert_eq!(entry.service_state, row.service_state);
+        assert_eq!(entry.last_observed_at, None, "freshness is never loaded");
+    }
+    assert_eq!(fleet.runs[&RunId::new("run-1")], batch.runs[0]);
+    for (target, _) in &batch.targets {
+        assert_eq!(&fleet.targets[&target.id], target);
+    }
+    assert_eq!(fleet.tasks.values().cloned().collect::<Vec<_>>(), batch.tasks);
+
+    // Indexes rebuilt from rows.
+    assert_eq!(
+        fleet.rack_components[&RackId::new("r1")],
+        vec![ComponentId::new("r1-c2"), ComponentId::new("r1-c1")],
+        "rack_components keeps inventory order"
+    );
+    let run_id = RunId::new("run-1");
+    assert_eq!(
+        fleet.run_targets[&run_id],
+        vec![TargetId::new("run-1:r1"), TargetId::new("run-1:r2")]
+    );
+    assert_eq!(fleet.run_pending[&run_id], BTreeSet::from([(1, 0)]));
+    assert_eq!(fleet.run_active[&run_id], BTreeSet::from([TargetId::new("run-1:r2")]));
+    assert_eq!(fleet.rack_active[&RackId::new("r2")], BTreeSet::from([TargetId::new("run-1:r2")]));
+    assert!(!fleet.rack_active.contains_key(&RackId::new("r1")));
+    assert_eq!(fleet.active_total, 1);
+
+    assert_eq!(store.events_after(0, 100).unwrap(), batch.events);
+    assert_eq!(store.history(&ComponentId::new("r1-c1")).unwrap(), batch.history);
+    let pending = store.outbox_pending("ops", 10).unwrap();
+    assert_eq!(pending.len(), 1);
+    assert!(pending[0].id > 0);
+    assert_eq!(OutboxRow { id: 0, ..pending[0].clone() }, batch.outbox[0]);
+}
+
+#[test]
+fn upserts_replace_rows_and_keep_inventory_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&db(&dir));
+    store.commit(&full_batch()).unwrap();
+
+    let mut done = target("run-1", "r2", TargetStatus::Completed);
+    done.message = "task completed".into();
+    let mut finished = run("run-1", RunStatus::Completed);
+    finished.finished_at = Some(t(9));
+    let mut moved =
+        component_row(component("r1-c2", "r1", ComponentKind::Compute, 2), Some("Failed/x"));
+    moved.service_state = ServiceState::new("maintenance");
+    let mut renamed = rack("r1");
+    renamed.name = "renamed".into();
+    store
+        .commit(&WriteBatch {
+            events: vec![event(3, "task_observed")],
+            racks: vec![renamed.clone()],
+            components: vec![moved.clone()],
+            runs: vec![finished.clone()],
+            targets: vec![(done.clone(), 1)],
+            ..WriteBatch::default()
+        })
+        .unwrap();
+
+    let fleet = store.load(FleetConfig::default()).unwrap().fleet;
+    assert_eq!(fleet.racks[&RackId::new("r1")], renamed);
+    assert_eq!(fleet.runs[&RunId::new("run-1")], finished);
+    assert_eq!(fleet.targets[&done.id], done);
+    assert_eq!(fleet.components[&moved.component.id].raw_state.as_deref(), Some("Failed/x"));
+    assert_eq!(fleet.components[&moved.component.id].service_state.as_str(), "maintenance");
+    assert_eq!(
+        fleet.rack_components[&RackId::new("r1")],
+        vec![ComponentId::new("r1-c2"), ComponentId::new("r1-c1")],
+        "an update keeps the component's place"
+    );
+    assert_eq!(fleet.active_total, 0);
+    assert!(fleet.run_active.get(&RunId::new("run-1")).is_none_or(BTreeSet::is_empty));
+    assert_eq!(store.last_seq().unwrap(), 3);
+}
+
+#[test]
+fn a_failing_batch_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    let mut store = open(&path);
+    store.commit(&full_batch()).unwrap();
+
+    // Events, a rack and history are written before the target whose run does not exist.
+    let orphan = target("run-404", "r1", TargetStatus::Pending);
+    let bad = WriteBatch {
+        events: vec![event(3, "run_created"), event(4, "target_claimed")],
+        racks: vec![rack("r9")],
+        history: vec![history("r1-c1", "maintenance", "in_service", t(5))],
+        targets: vec![(orphan, 0)],
+        outbox: vec![outbox("ops", 3)],
+        ..WriteBatch::default()
+    };
+    let err = store.commit(&bad).unwrap_err();
+    assert!(matches!(err, StoreError::Sqlite(_)), "{err}");
+    assert!(!err.is_retryable());
+
+    // A reused sequence number fails the same way.
+    let dup = WriteBatch { events: vec![event(2, "again")], ..WriteBatch::default() };
+    assert!(store.commit(&dup).is_err());
+
+    drop(store);
+    let store = open(&path);
+    assert_eq!(store.last_seq().unwrap(), 2);
+    assert_eq!(store.events_after(2, 10).unwrap(), vec![]);
+    let fleet = store.load(FleetConfig::default()).unwrap().fleet;
+    assert!(!fleet.racks.contains_key(&RackId::new("r9")));
+    assert!(!fleet.runs.contains_key(&RunId::new("run-404")));
+    assert_eq!(fleet.targets.len(), 2);
+    assert_eq!(store.history(&ComponentId::new("r1-c1")).unwrap().len(), 1);
+    assert_eq!(store.outbox_pending("ops", 10).unwrap().len(), 1);
+}
+
+#[test]
+fn reopening_with_other_options_preserves_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    let mut store = open(&path);
+    store.commit(&full_batch()).unwrap();
+    drop(store);
+    for synchronous in [Synchronous::Normal, Synchronous::Off, Synchronous::Full] {
+        let store = Store::open(&path, &StoreOptions { synchronous }).unwrap();
+        let loaded = store.load(FleetConfig::default()).unwrap();
+        assert_eq!(loaded.last_seq, 2);
+        assert_eq!(loaded.fleet.components.len(), 3);
+        assert_eq!(loaded.fleet.targets.len(), 2);
+        assert_eq!(loaded.fleet.tasks.len(), 1);
+    }
+}
+
+#[test]
+fn synchronous_option_reads_snake_case_and_defaults_to_full() {
+    assert_eq!(StoreOptions::default().synchronous, Synchronous::Full);
+    let opts: StoreOptions = serde_json::from_str(r#"{"synchronous":"normal"}"#).unwrap();
+    assert_eq!(opts.synchronous, Synchronous::Normal);
+    let opts: StoreOptions = serde_json::from_str("{}").unwrap();
+    assert_eq!(opts.synchronous, Synchronous::Full);
+    assert!(serde_json::from_str::<StoreOptions>(r#"{"synchronous":"FULL"}"#).is_err());
+}
+
+#[test]
+fn events_after_pages_in_sequence_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&db(&dir));
+    assert_eq!(store.last_seq().unwrap(), 0);
+    assert_eq!(store.events_after(0, 10).unwrap(), vec![]);
+    for chunk in (1..=10u64).collect::<Vec<_>>().chunks(4) {
+        let events = chunk.iter().map(|seq| event(*seq, "component_observed")).collect();
+        store.commit(&WriteBatch { events, ..WriteBatch::default() }).unwrap();
+    }
+    let mut after = 0;
+    let mut pages = Vec::new();
+    loop {
+        let page = store.events_after(after, 3).unwrap();
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        pages.push(page.iter().map(|e| e.seq).collect::<Vec<_>>());
+    }
+    assert_eq!(pages, vec![vec![1, 2, 3], vec![4, 5, 6], vec![7, 8, 9], vec![10]]);
+    assert_eq!(store.events_after(4, 1).unwrap(), vec![event(5, "component_observed")]);
+    assert_eq!(store.events_after(u64::MAX, 10).unwrap(), vec![]);
+    assert_eq!(store.events_after(0, 0).unwrap(), vec![]);
+    assert_eq!(store.last_seq().unwrap(), 10);
+}
+
+#[test]
+fn outbox_is_ordered_by_seq_per_webhook_and_tracks_delivery() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&db(&dir));
+    // Rows arrive out of sequence order and for two webhooks.
+    store
+        .commit(&WriteBatch {
+            outbox: vec![outbox("ops", 7), outbox("audit", 5), outbox("ops", 3)],
+            ..WriteBatch::default()
+        })
+        .unwrap();
+    store.commit(&WriteBatch { outbox: vec![outbox("ops", 5)], ..WriteBatch::default() }).unwrap();
+
+    let seqs = |store: &Store, hook: &str| -> Vec<u64> {
+        store.outbox_pending(hook, 10).unwrap().iter().map(|r| r.seq).collect()
+    };
+    assert_eq!(seqs(&store, "ops"), vec![3, 5, 7]);
+    assert_eq!(seqs(&store, "audit"), vec![5]);
+    assert_eq!(seqs(&store, "nobody"), Vec::<u64>::new());
+    assert_eq!(store.outbox_pending("ops", 2).unwrap().len(), 2);
+
+    let head = store.outbox_pending("ops", 1).unwrap().remove(0);
+    store.outbox_record_attempt(head.id, t(30), "connection refused").unwrap();
+    store.outbox_record_attempt(head.id, t(60), "HTTP 503").unwrap();
+    let retried = store.outbox_row(head.id).unwrap().unwrap();
+    assert_eq!(retried.attempts, 2);
+    assert_eq!(retried.next_attempt_at, t(60));
+    assert_eq!(retried.last_error.as_deref(), Some("HTTP 503"));
+    assert_eq!(seqs(&store, "ops"), vec![3, 5, 7], "a failed attempt keeps its place");
+
+    store.outbox_mark_delivered(head.id, t(61)).unwrap();
+    let delivered = store.outbox_row(head.id).unwrap().unwrap();
+    assert_eq!(delivered.delivered_at, Some(t(61)));
+    assert_eq!(delivered.last_error, None);
+    assert_eq!(seqs(&store, "ops"), vec![5, 7]);
+
+    // A row can also be updated through a batch by id.
+    let mut next = store.outbox_pending("ops", 1).unwrap().remove(0);
+    next.delivered_at = Some(t(62));
+    store.commit(&WriteBatch { outbox: vec![next], ..WriteBatch::default() }).unwrap();
+    assert_eq!(seqs(&store, "ops"), vec![7]);
+
+    assert!(matches!(
+        store.outbox_mark_delivered(9999, t(1)),
+        Err(StoreError::OutboxRowNotFound { id: 9999 })
+    ));
+    assert!(matches!(
+        store.outbox_record_attempt(9999, t(1), "x"),
+        Err(StoreError::OutboxRowNotFound { id: 9999 })
+    ));
+    let ghost = OutboxRow { id: 9999, ..outbox("ops", 8) };
+    assert!(store.commit(&WriteBatch { outbox: vec![ghost], ..WriteBatch::default() }).is_err());
+    assert_eq!(seqs(&store, "ops"), vec![7]);
+}
+
+#[test]
+fn history_is_oldest_first_per_component() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&db(&dir));
+    store.commit(&full_batch()).unwrap();
+    let steps = [
+        history("r1-c2", "in_service", "maintenance", t(10)),
+        history("r1-c1", "maintenance", "firmware_update", t(11)),
+        history("r1-c2", "maintenance", "rma", t(12)),
+    ];
+    store.commit(&WriteBatch { history: steps[..2].to_vec(), ..WriteBatch::default() }).unwrap();
+    store.commit(&WriteBatch { history: steps[2..].to_vec(), ..WriteBatch::default() }).unwrap();
+
+    let c2 = store.history(&ComponentId::new("r1-c2")).unwrap();
+    assert_eq!(c2, vec![steps[0].clone(), steps[2].clone()]);
+    let c1 = store.history(&ComponentId::new("r1-c1")).unwrap();
+    assert_eq!(
+        c1.iter().map(|h| h.to.as_str()).collect::<Vec<_>>(),
+        ["maintenance", "firmware_update"]
+    );
+    assert_eq!(store.history(&ComponentId::new("nope")).unwrap(), vec![]);
+    // History of an unknown component is refused (foreign key), with nothing written.
+    let stray = history("ghost", "in_service", "maintenance", t(13));
+    assert!(store.commit(&WriteBatch { history: vec![stray], ..WriteBatch::default() }).is_err());
+    assert_eq!(store.history(&ComponentId::new("ghost")).unwrap(), vec![]);
+}
+
+#[test]
+fn an_empty_database_loads_an_empty_fleet() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&db(&dir));
+    let loaded = store.load(FleetConfig::default()).unwrap();
+    assert_eq!(loaded.last_seq, 0);
+    assert!(loaded.fleet.racks.is_empty() && loaded.fleet.runs.is_empty());
+    assert_eq!(loaded.fleet.active_total, 0);
+}
