@@ -148,6 +148,33 @@ impl FailureRates {
 }
 
 /// The simulated Core. Cheap to clone: clones share one fleet.
+///
+/// ```
+/// use std::sync::Arc;
+/// use steward_runtime::clock::ManualClock;
+/// use steward_runtime::core::{Core, LatencyRange, SimConfig, SimCore, SubmitOutcome, TaskRequest};
+/// use steward_proto::{IdempotencyKey, Operation, RunId, TargetId, TaskStatus};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let clock = ManualClock::new(chrono::DateTime::UNIX_EPOCH);
+/// let config = SimConfig { latency: LatencyRange::fixed(1_000), ..SimConfig::default() };
+/// let core = SimCore::new(config, Arc::new(clock.clone()))?;
+/// let rack = core.inventory().racks[0].clone();
+/// let (run, target) = (RunId::new("run-1"), TargetId::new("run-1:rack-001"));
+/// let request = TaskRequest {
+///     idempotency_key: IdempotencyKey::for_attempt(&run, &target, 1),
+///     run_id: run,
+///     target_id: target,
+///     rack_id: rack.id.clone(),
+///     operation: Operation::PowerCycle,
+///     components: rack.components.iter().map(|c| c.id.clone()).collect(),
+/// };
+/// let SubmitOutcome::Accepted { task_id } = core.submit(&request).await? else { panic!() };
+/// clock.advance(chrono::Duration::seconds(1));
+/// assert_eq!(core.task_status(&task_id).await?.status, TaskStatus::Completed);
+/// # Ok::<(), steward_runtime::core::CoreError>(())
+/// # }).unwrap();
+/// ```
 #[derive(Clone)]
 pub struct SimCore {
     inner: Arc<Inner>,
