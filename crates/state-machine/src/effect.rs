@@ -21,6 +21,12 @@ pub enum Effect {
     PersistTarget(TargetId),
     /// Write the task's row.
     PersistTask(TaskId),
+    /// Write the rack's inventory row (created or changed by an inventory upsert).
+    PersistRack(RackId),
+    /// Write the component's inventory facts (created or changed by an inventory upsert, or a
+    /// new power state / firmware version from an observation). A new component's row also
+    /// carries its initial service state.
+    PersistComponent(ComponentId),
     /// Write the component's derived status.
     PersistComponentStatus(ComponentId),
     /// Write the component's service state.
@@ -97,10 +103,12 @@ impl Notification {
 }
 
 /// Every effect kind by name, so tests can check that none is dead.
-pub const EFFECT_KINDS: [&str; 9] = [
+pub const EFFECT_KINDS: [&str; 11] = [
     "persist_run",
     "persist_target",
     "persist_task",
+    "persist_rack",
+    "persist_component",
     "persist_component_status",
     "persist_service_state",
     "append_history",
@@ -116,6 +124,8 @@ impl Effect {
             Effect::PersistRun(_) => "persist_run",
             Effect::PersistTarget(_) => "persist_target",
             Effect::PersistTask(_) => "persist_task",
+            Effect::PersistRack(_) => "persist_rack",
+            Effect::PersistComponent(_) => "persist_component",
             Effect::PersistComponentStatus(_) => "persist_component_status",
             Effect::PersistServiceState(_) => "persist_service_state",
             Effect::AppendHistory(_) => "append_history",

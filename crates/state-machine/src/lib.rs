@@ -18,11 +18,13 @@ pub mod task;
 
 pub use effect::{EFFECT_KINDS, Effect, Notification, SubmitTask};
 pub use error::Rejected;
-pub use fleet::{ComponentEntry, Fleet, FleetConfig, FleetEvent};
-pub use machine::{Machine, Row};
+pub use fleet::{
+    ComponentEntry, Fleet, FleetConfig, FleetEvent, FleetSnapshot, PersistedComponent,
+};
+pub use machine::{Machine, Row, guard, require_pair, require_row};
 pub use run::{RUN_ROWS, RunEvent, RunEventKind, RunMachine};
-pub use service::ServiceTable;
-pub use status::StatusMapper;
+pub use service::{ServiceTable, ServiceTableError};
+pub use status::{MappingError, StatusMapper, effective_status, is_stale};
 pub use table::{Transition, TransitionTable};
 pub use target::{TARGET_ROWS, TargetEvent, TargetEventKind, TargetMachine, next_conflict_delay};
 pub use task::{TASK_ROWS, TaskEvent, TaskEventKind, TaskMachine};
