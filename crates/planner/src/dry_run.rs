@@ -1,0 +1,78 @@
+//! Dry run: the holds each target of a planned, not yet created run would get now, as if the
+//! run had just started (wave 1 open, nothing in flight for it).
+//!
+//! Unlike [`crate::plan`], this examines every target (the operator asked to see them all), and
+//! reports targets that would be skipped as holds of the deciding gate whose message starts with
+//! "would be skipped". Targets that would be claimed right away get no entry.
+
+use crate::create::NewRun;
+use crate::gates::{Claimed, Ctx, Verdict, maintenance_window};
+use crate::plan::PlannerConfig;
+use steward_proto::{Gate, Hold, RunStatus, TargetId, Timestamp};
+use steward_state_machine::Fleet;
+
+/// The hold each target of `new_run` would get if the run were running at `now`.
+pub fn dry_run_holds(
+    fleet: &Fleet,
+    new_run: &NewRun,
+    config: &PlannerConfig,
+    now: Timestamp,
+) -> Vec<(TargetId, Hold)> {
+    let ctx = Ctx { fleet, config, now };
+    let mut run = new_run.run.clone();
+    run.status = RunStatus::Running;
+    run.current_wave = 1;
+    let policy = &run.policy;
+    let window = maintenance_window(policy, now);
+    let mut run_free = policy.max_parallel_racks;
+    let mut global_free =
+        config.global_max_parallel.map(|limit| limit.saturating_sub(fleet.active_total));
+    let claimed_empty = Claimed::new();
+    let mut claimed: Vec<&steward_proto::Target> = Vec::new();
+    let mut holds = Vec::new();
+    let hold = |gate, message| Hold { gate, message, since: now };
+    for target in &new_run.targets {
+        let held = if let Some(message) = &window {
+            Some(hold(Gate::MaintenanceWindow, message.clone()))
+        } else if target.wave > 1 {
+            Some(hold(
+                Gate::Wave,
+                format!("waits for wave 1 to finish, then wave {} opens", target.wave),
+            ))
+        } else if run_free == 0 {
+            Some(hold(
+                Gate::Concurrency,
+                format!(
+                    "run would have {} of {} racks in flight (max_parallel_racks); starts when one \
+                     finishes",
+                    policy.max_parallel_racks, policy.max_parallel_racks
+                ),
+            ))
+        } else if global_free == Some(0) {
+            Some(hold(
+                Gate::Concurrency,
+                "the global limit of racks in flight would be reached; starts when a slot frees"
+                    .to_string(),
+            ))
+        } else {
+            // Claims of this dry run occupy their racks for later targets of the same run only
+            // through the slot count: one run never has two targets on one rack.
+            match ctx.target_gates(&run, target, &claimed_empty) {
+                Verdict::Pass => {
+                    claimed.push(target);
+                    run_free -= 1;
+                    global_free = global_free.map(|free| free.saturating_sub(1));
+                    None
+                }
+                Verdict::Hold(gate, message) => Some(hold(gate, message)),
+                Verdict::Skip(gate, reason) => {
+                    Some(hold(gate, format!("would be skipped: {reason}")))
+                }
+            }
+        };
+        if let Some(held) = held {
+            holds.push((target.id.clone(), held));
+        }
+    }
+    holds
+}
