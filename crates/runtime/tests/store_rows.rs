@@ -482,3 +482,25 @@ fn an_empty_database_loads_an_empty_fleet() {
     assert!(loaded.fleet.racks.is_empty() && loaded.fleet.runs.is_empty());
     assert_eq!(loaded.fleet.active_total, 0);
 }
+
+#[test]
+fn a_component_moved_to_another_rack_goes_last_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    let mut store = open(&path);
+    store.commit(&full_batch()).unwrap();
+    let moved = component_row(component("r1-c2", "r2", ComponentKind::Compute, 9), Some("Ready"));
+    let added = component_row(component("r1-c3", "r1", ComponentKind::Node, 3), None);
+    store.commit(&WriteBatch { components: vec![moved, added], ..WriteBatch::default() }).unwrap();
+    drop(store);
+    let fleet = open(&path).load(FleetConfig::default()).unwrap().fleet;
+    assert_eq!(
+        fleet.rack_components[&RackId::new("r1")],
+        vec![ComponentId::new("r1-c1"), ComponentId::new("r1-c3")]
+    );
+    assert_eq!(
+        fleet.rack_components[&RackId::new("r2")],
+        vec![ComponentId::new("r2-c1"), ComponentId::new("r1-c2")]
+    );
+    assert_eq!(fleet.components[&ComponentId::new("r1-c2")].component.rack_id.as_str(), "r2");
+}

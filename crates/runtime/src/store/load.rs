@@ -23,9 +23,9 @@ pub(crate) fn load_fleet(conn: &Connection, config: FleetConfig) -> Result<Fleet
     }
     drop(rows);
 
-    // `rowid` order is first-insertion order, which is inventory order within each rack.
+    // `ord` is inventory order within each rack (see the schema).
     let mut stmt = conn.prepare_cached(
-        "SELECT id, data, raw_state, status, service_state FROM components ORDER BY rowid",
+        "SELECT id, data, raw_state, status, service_state FROM components ORDER BY ord",
     )?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {

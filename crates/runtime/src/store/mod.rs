@@ -163,8 +163,8 @@ const INSERT_EVENT: &str = "INSERT INTO events (seq, at, kind, data) VALUES (?1,
 const UPSERT_RACK: &str = "INSERT INTO racks (id, data) VALUES (?1, ?2) \
      ON CONFLICT(id) DO UPDATE SET data = excluded.data";
 const UPSERT_COMPONENT: &str = "INSERT INTO components \
-     (id, rack_id, data, raw_state, status, service_state, updated_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+     (id, rack_id, ord, data, raw_state, status, service_state, updated_at) \
+     VALUES (?1, ?2, (SELECT coalesce(max(ord), 0) + 1 FROM components), ?3, ?4, ?5, ?6, ?7) \
      ON CONFLICT(id) DO UPDATE SET rack_id = excluded.rack_id, data = excluded.data, \
      raw_state = excluded.raw_state, status = excluded.status, \
      service_state = excluded.service_state, updated_at = excluded.updated_at";
@@ -174,8 +174,7 @@ const UPSERT_RUN: &str = "INSERT INTO runs (id, status, data, updated_at) VALUES
 const UPSERT_TARGET: &str = "INSERT INTO targets \
      (id, run_id, position, rack_id, status, data, updated_at) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
-     ON CONFLICT(id) DO UPDATE SET run_id = excluded.run_id, position = excluded.position, \
-     rack_id = excluded.rack_id, status = excluded.status, data = excluded.data, \
+     ON CONFLICT(id) DO UPDATE SET status = excluded.status, data = excluded.data, \
      updated_at = excluded.updated_at";
 const UPSERT_TASK: &str = "INSERT INTO tasks \
      (id, target_id, run_id, idempotency_key, status, data, updated_at) \

@@ -6,8 +6,13 @@ use rusqlite_migration::{M, Migrations};
 /// Migration 1: every table of the first release.
 ///
 /// State rows keep the whole value as JSON in `data` plus the columns queries filter or order
-/// by. `components` keeps its implicit rowid so that `ORDER BY rowid` gives first-insertion
-/// (inventory) order: upserts keep the rowid of the row they update.
+/// by, and no more indexes than that: every index is written on the hot path. A target's run
+/// and position never change, so its upsert leaves those columns (and their index) alone.
+///
+/// `components.ord` orders each rack's components the way `Fleet::apply` lists them: a new
+/// component gets the next number (inventory order), an update keeps it, and a component that
+/// moves to another rack gets the next number again (the trigger), i.e. goes last in its new
+/// rack. The upsert never names `ord`, so status updates leave its index alone.
 const V1: &str = r#"
 CREATE TABLE events (
     seq  INTEGER PRIMARY KEY,
@@ -22,8 +27,9 @@ CREATE TABLE racks (
 );
 
 CREATE TABLE components (
-    id            TEXT NOT NULL UNIQUE,
+    id            TEXT PRIMARY KEY,
     rack_id       TEXT NOT NULL REFERENCES racks(id),
+    ord           INTEGER NOT NULL,
     data          TEXT NOT NULL,
     raw_state     TEXT,
     status        TEXT,
@@ -31,6 +37,12 @@ CREATE TABLE components (
     updated_at    TEXT NOT NULL
 );
 CREATE INDEX components_rack ON components(rack_id);
+CREATE INDEX components_ord ON components(ord);
+CREATE TRIGGER components_moved AFTER UPDATE OF rack_id ON components
+WHEN old.rack_id <> new.rack_id
+BEGIN
+    UPDATE components SET ord = (SELECT max(ord) + 1 FROM components) WHERE id = new.id;
+END;
 
 CREATE TABLE service_history (
     id           INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -61,7 +73,6 @@ CREATE TABLE targets (
     updated_at TEXT NOT NULL
 );
 CREATE UNIQUE INDEX targets_run_position ON targets(run_id, position);
-CREATE INDEX targets_status ON targets(status);
 
 CREATE TABLE tasks (
     id              TEXT PRIMARY KEY,
