@@ -184,10 +184,15 @@ fn clip(text: &str) -> &str {
     &text[..end]
 }
 
+/// `prefix` followed by `raw` cut to [`MAX_REASON_LEN`] (with `...` when cut): one allocation.
 fn clipped_reason(prefix: &str, raw: &str) -> String {
     let cut = clip(raw);
     let ellipsis = if cut.len() < raw.len() { "..." } else { "" };
-    format!("{prefix}{cut}{ellipsis}")
+    let mut reason = String::with_capacity(prefix.len() + cut.len() + ellipsis.len());
+    reason.push_str(prefix);
+    reason.push_str(cut);
+    reason.push_str(ellipsis);
+    reason
 }
 
 fn decode_json(raw: &str) -> Decoded<'_> {
