@@ -8,6 +8,7 @@
 use crate::effect::{Effect, Notification};
 use crate::error::Rejected;
 use crate::table::{Transition, TransitionTable};
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use steward_proto::{ComponentId, HistoryEntry, ServiceState, ServiceTableDoc, Timestamp};
 
@@ -73,7 +74,11 @@ pub enum ServiceTableError {
 }
 
 /// A validated service-state table.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// In config it is written as a [`ServiceTableDoc`] (serde goes through the document, so a
+/// deserialized table is always validated).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "ServiceTableDoc", into = "ServiceTableDoc")]
 pub struct ServiceTable {
     initial: ServiceState,
     states: Vec<ServiceState>,
@@ -116,6 +121,20 @@ impl Default for ServiceTable {
                 })
                 .collect(),
         }
+    }
+}
+
+impl TryFrom<ServiceTableDoc> for ServiceTable {
+    type Error = ServiceTableError;
+
+    fn try_from(doc: ServiceTableDoc) -> Result<Self, Self::Error> {
+        Self::from_doc(&doc)
+    }
+}
+
+impl From<ServiceTable> for ServiceTableDoc {
+    fn from(table: ServiceTable) -> Self {
+        table.to_doc()
     }
 }
 

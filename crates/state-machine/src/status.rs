@@ -114,7 +114,9 @@ pub enum MappingError {
 /// Per-kind word tables and per-phase blocking: how raw Core states become statuses.
 ///
 /// Built from the defaults of DESIGN §3.2, optionally with a config override merged over them.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Deserializing a mapper reads a [`PhaseMappingOverride`] and merges it over the defaults.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "PhaseMappingOverride")]
 pub struct StatusMapper {
     /// Word tables indexed by [`kind_index`].
     words: [BTreeMap<String, Phase>; 4],
@@ -203,6 +205,14 @@ fn decode_json(raw: &str) -> Decoded<'_> {
     match serde_json::from_str::<TaggedState<'_>>(raw) {
         Ok(tagged) => Decoded::Word(tagged.state),
         Err(_) => Decoded::Undecodable,
+    }
+}
+
+impl TryFrom<PhaseMappingOverride> for StatusMapper {
+    type Error = MappingError;
+
+    fn try_from(o: PhaseMappingOverride) -> Result<Self, Self::Error> {
+        Self::with_override(&o)
     }
 }
 

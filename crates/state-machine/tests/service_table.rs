@@ -278,3 +278,14 @@ fn custom_table_from_json() {
         .unwrap_err();
     assert_eq!(err, ServiceTableError::MissingInitial { initial: "x".into() });
 }
+
+#[test]
+fn table_serde_goes_through_the_validated_doc() {
+    let json = serde_json::to_value(ServiceTable::default()).unwrap();
+    assert_eq!(json["initial"], serde_json::json!("in_service"));
+    let back: ServiceTable = serde_json::from_value(json).unwrap();
+    assert_eq!(back, ServiceTable::default());
+    let bad = serde_json::json!({"initial": "x", "states": ["a"], "transitions": {}});
+    let err = serde_json::from_value::<ServiceTable>(bad).unwrap_err();
+    assert!(err.to_string().contains("\"x\""), "{err}");
+}

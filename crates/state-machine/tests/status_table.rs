@@ -427,3 +427,22 @@ fn effective_status_reads_stale_as_unknown() {
     let restarted = effective_status(Some(&ready), None, t0, ten);
     assert_eq!(restarted.phase, Unknown);
 }
+
+#[test]
+fn mapper_deserializes_from_an_override_doc() {
+    let mapper: StatusMapper = serde_json::from_str(
+        r#"{"words":{"power_shelf":{"standby":"ready"}},"blocked":{"error":["power_control"]}}"#,
+    )
+    .unwrap();
+    assert_eq!(mapper.derive(PowerShelf, r#"{"state":"standby"}"#).phase, Ready);
+    assert_eq!(
+        mapper.blocked_for(Error),
+        BlockedOperations::from_classes([OperationClass::PowerControl])
+    );
+    let empty: StatusMapper = serde_json::from_str("{}").unwrap();
+    assert_eq!(empty, StatusMapper::default());
+    let err = serde_json::from_str::<StatusMapper>(r#"{"blocked":{"unknown":[]}}"#).unwrap_err();
+    assert!(err.to_string().contains("unknown"), "{err}");
+    let err = serde_json::from_str::<StatusMapper>(r#"{"wordz":{}}"#).unwrap_err();
+    assert!(err.to_string().contains("wordz"), "{err}");
+}
