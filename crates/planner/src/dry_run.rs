@@ -6,7 +6,7 @@
 //! "would be skipped". Targets that would be claimed right away get no entry.
 
 use crate::create::NewRun;
-use crate::gates::{Claimed, Ctx, Verdict, maintenance_window};
+use crate::gates::{Claimed, Ctx, Verdict, hold_message, maintenance_window};
 use crate::plan::PlannerConfig;
 use steward_proto::{Gate, Hold, RunStatus, TargetId, Timestamp};
 use steward_state_machine::Fleet;
@@ -64,7 +64,9 @@ pub fn dry_run_holds(
                     global_free = global_free.map(|free| free.saturating_sub(1));
                     None
                 }
-                Verdict::Hold(gate, message) => Some(hold(gate, message)),
+                Verdict::Hold(gate, message) => {
+                    Some(hold(gate, hold_message(policy, gate, message)))
+                }
                 Verdict::Skip(gate, reason) => {
                     Some(hold(gate, format!("would be skipped: {reason}")))
                 }

@@ -80,19 +80,17 @@ impl<'a> Ctx<'a> {
             let other = self.fleet.targets.get(id);
             let operation =
                 other.and_then(|t| self.fleet.runs.get(&t.run_id)).map(|r| &r.operation);
-            (id, other, operation)
+            (id, other, operation, other.map(|t| t.status))
         });
-        let from_plan = claimed
-            .get(rack)
-            .into_iter()
-            .flatten()
-            .map(|(other, operation)| (&other.id, Some(*other), Some(*operation)));
+        let from_plan = claimed.get(rack).into_iter().flatten().map(|(other, operation)| {
+            (&other.id, Some(*other), Some(*operation), Some(TargetStatus::Claimed))
+        });
         let mut candidate_kinds = None;
-        for (id, other, operation) in from_fleet.chain(from_plan) {
+        for (id, other, operation, status) in from_fleet.chain(from_plan) {
             if *id == target.id {
                 continue;
             }
-            let (Some(other), Some(operation)) = (other, operation) else {
+            let (Some(other), Some(operation), Some(status)) = (other, operation, status) else {
                 return Some(format!(
                     "rack {rack} has active target {id} whose run or operation is unknown, so it \
                      counts as a conflict; retried when that target finishes"
@@ -109,7 +107,7 @@ impl<'a> Ctx<'a> {
                 return Some(format!(
                     "rack {rack} busy with run {} target {} ({}, {}): {why}; retried when that \
                      task finishes",
-                    other.run_id, other.id, operation, other.status
+                    other.run_id, other.id, operation, status
                 ));
             }
         }
@@ -213,10 +211,18 @@ impl<'a> Ctx<'a> {
                 format!("{message}; skipped (on_not_ready skip)"),
             );
         }
-        if let Some(max_wait) = run.policy.max_wait_seconds {
-            message.push_str(&format!(" (the run pauses after {max_wait}s of waiting)"));
-        }
         Verdict::Hold(Gate::Readiness, message)
+    }
+}
+
+/// The hold message of a gate verdict as stored on the target: readiness holds say when the run
+/// would pause.
+pub(crate) fn hold_message(policy: &RunPolicy, gate: Gate, message: String) -> String {
+    match (gate, policy.max_wait_seconds) {
+        (Gate::Readiness, Some(max_wait)) => {
+            format!("{message} (the run pauses after {max_wait}s of waiting)")
+        }
+        _ => message,
     }
 }
 

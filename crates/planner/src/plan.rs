@@ -22,7 +22,9 @@
 //! target the plan did not examine is covered by a [`RunHold`]; see [`RunHold::from`].
 
 use crate::conflict::ConflictRules;
-use crate::gates::{Claimed, Ctx, Verdict, fmt_time, maintenance_window, safety_trip};
+use crate::gates::{
+    Claimed, Ctx, Verdict, fmt_time, hold_message, maintenance_window, safety_trip,
+};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use steward_proto::{
@@ -237,12 +239,15 @@ fn not_running_message(run: &Run) -> String {
             } else {
                 format!(": {}", run.status_message)
             };
-            let unblock = if run.status_reason == RunStatusReason::WaveGate {
-                "advance it to open the next wave"
-            } else {
-                "resume it to continue"
+            // The planner's own pause messages already say what unblocks the run.
+            let unblock = match run.status_reason {
+                RunStatusReason::OperatorPaused | RunStatusReason::None => {
+                    "; resume it to continue"
+                }
+                _ if run.status_message.is_empty() => "; resume it to continue",
+                _ => "",
             };
-            format!("run {} is {what}{detail}; {unblock}", run.id)
+            format!("run {} is {what}{detail}{unblock}", run.id)
         }
         status => format!("run {} is {status}; nothing dispatches", run.id),
     }
@@ -474,7 +479,7 @@ fn plan_run_dispatch<'a>(ctx: &Ctx<'a>, run: &'a Run, st: &mut PlanState<'a>) {
                     return;
                 }
                 let since = previous.map_or(now, |h| h.since);
-                let hold = Hold { gate, message, since };
+                let hold = Hold { gate, message: hold_message(policy, gate, message), since };
                 if target.hold.as_ref() != Some(&hold) {
                     actions.push(Action::Hold { target_id: target.id.clone(), hold: Some(hold) });
                 }
