@@ -89,7 +89,7 @@ fn run_created(run: u8, racks: u8, waves: u8, max_attempts: u32) -> FleetEvent {
     let chosen: Vec<usize> = (0..RACKS).filter(|i| racks & (1 << i) != 0).collect();
     let waves = u32::from(waves.max(1));
     let n = chosen.len() as u32;
-    let wave_of = |i: u32| if n == 0 { 1 } else { i * waves / n + 1 };
+    let wave_of = |i: u32| (i * waves).checked_div(n).unwrap_or(0) + 1;
     let mut sizes = vec![0u32; waves as usize];
     let targets: Vec<Target> = chosen
         .iter()
