@@ -197,7 +197,13 @@ fn clipped_reason(prefix: &str, raw: &str) -> String {
     reason
 }
 
+/// JSON's own whitespace (RFC 8259): the only padding a JSON document may carry.
+fn is_json_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\r')
+}
+
 fn decode_json(raw: &str) -> Decoded<'_> {
+    let raw = raw.trim_matches(is_json_space);
     // Only a JSON object counts (serde would also accept `["ready"]` for a one-field struct).
     if !raw.starts_with('{') {
         return Decoded::Undecodable;
@@ -279,10 +285,10 @@ impl StatusMapper {
                 let head = trimmed.split('/').next().unwrap_or("").trim();
                 if head.is_empty() { Decoded::Empty } else { Decoded::Word(Cow::Borrowed(head)) }
             }
-            ComponentKind::Nvswitch | ComponentKind::PowerShelf => decode_json(trimmed),
+            ComponentKind::Nvswitch | ComponentKind::PowerShelf => decode_json(raw),
             ComponentKind::Node => {
                 if trimmed.starts_with('{') {
-                    decode_json(trimmed)
+                    decode_json(raw)
                 } else {
                     Decoded::Word(Cow::Borrowed(trimmed))
                 }

@@ -446,3 +446,11 @@ fn mapper_deserializes_from_an_override_doc() {
     let err = serde_json::from_str::<StatusMapper>(r#"{"wordz":{}}"#).unwrap_err();
     assert!(err.to_string().contains("wordz"), "{err}");
 }
+
+#[test]
+fn json_padding_is_json_whitespace_only() {
+    check(Nvswitch, " \t\r\n{\"state\":\"ready\"}\n", Ready);
+    // A non-breaking space is not JSON whitespace: the document does not decode.
+    check(Nvswitch, "\u{a0}{\"state\":\"ready\"}", Unknown);
+    check(Node, "\u{a0}{\"state\":\"ready\"}", Unknown);
+}
