@@ -43,9 +43,9 @@ pub fn dry_run_holds(
             Some(hold(
                 Gate::Concurrency,
                 format!(
-                    "run would have {} of {} racks in flight (max_parallel_racks); starts when one \
-                     finishes",
-                    policy.max_parallel_racks, policy.max_parallel_racks
+                    "the run would already have {0} racks in flight (max_parallel_racks {0}); \
+                     starts when one finishes",
+                    policy.max_parallel_racks
                 ),
             ))
         } else if global_free == Some(0) {
