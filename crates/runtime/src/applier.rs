@@ -36,7 +36,9 @@ pub(crate) async fn run(
         let metrics = metrics.clone();
         tokio::spawn(async move {
             match item {
-                AfterCommit::Submit { request } => submit_if_absent(&*core, request, &reducer, &metrics).await,
+                AfterCommit::Submit { request } => {
+                    submit_if_absent(&*core, request, &reducer, &metrics).await
+                }
                 AfterCommit::Cancel { task_id } => {
                     let started = Instant::now();
                     if let Err(error) = core.cancel(&task_id).await {

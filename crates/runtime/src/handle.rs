@@ -137,7 +137,10 @@ impl Handle {
         inventory: InventoryUpsert,
         initiator: &str,
     ) -> Result<InventorySummary, CommandError> {
-        match self.command(Command::UpsertInventory { inventory, initiator: initiator.into() }).await? {
+        match self
+            .command(Command::UpsertInventory { inventory, initiator: initiator.into() })
+            .await?
+        {
             Reply::Inventory(summary) => Ok(summary),
             other => Err(unexpected(other)),
         }
@@ -159,8 +162,7 @@ impl Handle {
         note: Option<String>,
         initiator: &str,
     ) -> Result<ComponentView, CommandError> {
-        let command =
-            Command::SetServiceState { component, to, note, initiator: initiator.into() };
+        let command = Command::SetServiceState { component, to, note, initiator: initiator.into() };
         match self.command(command).await? {
             Reply::Component(view) => Ok(*view),
             other => Err(unexpected(other)),
@@ -173,14 +175,22 @@ impl Handle {
         request: CreateRunRequest,
         initiator: &str,
     ) -> Result<CreateRunOutcome, CommandError> {
-        match self.command(Command::CreateRun { request: Box::new(request), initiator: initiator.into() }).await? {
+        match self
+            .command(Command::CreateRun { request: Box::new(request), initiator: initiator.into() })
+            .await?
+        {
             Reply::Created(outcome) => Ok(outcome),
             other => Err(unexpected(other)),
         }
     }
 
     /// Pauses a running run.
-    pub async fn pause_run(&self, run: RunId, reason: Option<String>, initiator: &str) -> Result<Run, CommandError> {
+    pub async fn pause_run(
+        &self,
+        run: RunId,
+        reason: Option<String>,
+        initiator: &str,
+    ) -> Result<Run, CommandError> {
         self.run_command(Command::PauseRun { run, reason, initiator: initiator.into() }).await
     }
 
@@ -190,7 +200,12 @@ impl Handle {
     }
 
     /// Cancels a run; submitted tasks get a best-effort cancel.
-    pub async fn cancel_run(&self, run: RunId, reason: Option<String>, initiator: &str) -> Result<Run, CommandError> {
+    pub async fn cancel_run(
+        &self,
+        run: RunId,
+        reason: Option<String>,
+        initiator: &str,
+    ) -> Result<Run, CommandError> {
         self.run_command(Command::CancelRun { run, reason, initiator: initiator.into() }).await
     }
 
@@ -201,7 +216,8 @@ impl Handle {
         expected_wave: Option<u32>,
         initiator: &str,
     ) -> Result<Run, CommandError> {
-        self.run_command(Command::AdvanceRun { run, expected_wave, initiator: initiator.into() }).await
+        self.run_command(Command::AdvanceRun { run, expected_wave, initiator: initiator.into() })
+            .await
     }
 
     async fn run_command(&self, command: Command) -> Result<Run, CommandError> {
@@ -228,7 +244,10 @@ impl Handle {
     }
 
     /// Components matching `filter`, in id order.
-    pub async fn components(&self, filter: ComponentFilter) -> Result<Vec<ComponentView>, CommandError> {
+    pub async fn components(
+        &self,
+        filter: ComponentFilter,
+    ) -> Result<Vec<ComponentView>, CommandError> {
         match self.query(Query::Components(filter)).await? {
             QueryReply::Components(components) => Ok(components),
             other => Err(unexpected_query(other)),
@@ -276,7 +295,12 @@ impl Handle {
     }
 
     /// The event log after `after`, at most `limit` events; waits up to `wait` for the first one.
-    pub async fn events(&self, after: u64, limit: u32, wait: Duration) -> Result<EventsPage, CommandError> {
+    pub async fn events(
+        &self,
+        after: u64,
+        limit: u32,
+        wait: Duration,
+    ) -> Result<EventsPage, CommandError> {
         let mut subscription = self.events.subscribe();
         let page = self.events_page(after, limit).await?;
         if !page.events.is_empty() || wait.is_zero() {
@@ -285,11 +309,11 @@ impl Handle {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             match tokio::time::timeout_at(deadline, subscription.recv()).await {
-                Err(_) => return Ok(page),
-                Ok(Err(broadcast::error::RecvError::Closed)) => return Ok(page),
+                // Timed out or the reducer is gone: the (empty) page stands.
+                Err(_) | Ok(Err(broadcast::error::RecvError::Closed)) => return Ok(page),
                 Ok(Ok(record)) if record.seq <= after => continue,
+                // A new event, or so many that the subscription lagged: read the log.
                 Ok(_) => return self.events_page(after, limit).await,
-                Err(_) | Ok(Err(_)) => return self.events_page(after, limit).await,
             }
         }
     }
@@ -307,7 +331,10 @@ impl Handle {
     }
 
     /// The current hold of each waiting target of a run (individual holds and run-wide holds).
-    pub async fn holds(&self, id: RunId) -> Result<Vec<(steward_proto::TargetId, Hold)>, CommandError> {
+    pub async fn holds(
+        &self,
+        id: RunId,
+    ) -> Result<Vec<(steward_proto::TargetId, Hold)>, CommandError> {
         let targets = self.targets(id).await?;
         Ok(targets.into_iter().filter_map(|t| t.hold.map(|hold| (t.id, hold))).collect())
     }

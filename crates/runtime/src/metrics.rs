@@ -50,19 +50,35 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("steward");
         let events_applied = Counter::default();
-        registry.register("events_applied", "Events accepted and logged by the reducer", events_applied.clone());
+        registry.register(
+            "events_applied",
+            "Events accepted and logged by the reducer",
+            events_applied.clone(),
+        );
         let plan_duration = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
-        registry.register("plan_duration_seconds", "Time spent in one plan() call", plan_duration.clone());
+        registry.register(
+            "plan_duration_seconds",
+            "Time spent in one plan() call",
+            plan_duration.clone(),
+        );
         let runs = Family::<StatusLabel, Gauge>::default();
         registry.register("runs", "Runs by status", runs.clone());
         let targets = Family::<StatusLabel, Gauge>::default();
         registry.register("targets", "Targets by status over all runs", targets.clone());
         let run_transitions = Family::<StatusLabel, Counter>::default();
-        registry.register("run_status_changes", "Run status changes by new status", run_transitions.clone());
+        registry.register(
+            "run_status_changes",
+            "Run status changes by new status",
+            run_transitions.clone(),
+        );
         let core_calls = Family::<CallLabel, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.00005, 2.0, 18))
         });
-        registry.register("core_call_duration_seconds", "Core call latency by call", core_calls.clone());
+        registry.register(
+            "core_call_duration_seconds",
+            "Core call latency by call",
+            core_calls.clone(),
+        );
         Self {
             registry: Mutex::new(registry),
             events_applied,
@@ -86,7 +102,9 @@ impl Metrics {
 
     /// Records one Core call.
     pub fn core_call(&self, call: &str, took: Duration) {
-        self.core_calls.get_or_create(&CallLabel { call: call.to_string() }).observe(took.as_secs_f64());
+        self.core_calls
+            .get_or_create(&CallLabel { call: call.to_string() })
+            .observe(took.as_secs_f64());
     }
 
     /// Counts a run status change.

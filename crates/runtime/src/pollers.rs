@@ -55,7 +55,12 @@ pub(crate) async fn task_status(
             _ = ticker.tick() => {}
         }
         let (reply, answer) = oneshot::channel();
-        if handle.inputs.send(ReducerInput::Query { query: Query::SubmittedTasks, reply }).await.is_err() {
+        if handle
+            .inputs
+            .send(ReducerInput::Query { query: Query::SubmittedTasks, reply })
+            .await
+            .is_err()
+        {
             break;
         }
         let Ok(Ok(QueryReply::SubmittedTasks(tasks))) = answer.await else { break };
@@ -69,7 +74,9 @@ pub(crate) async fn task_status(
                 Err(error) => tracing::debug!(%error, %task, "task status poll failed"),
             }
         }
-        if !reports.is_empty() && handle.inputs.send(ReducerInput::TaskReports(reports)).await.is_err() {
+        if !reports.is_empty()
+            && handle.inputs.send(ReducerInput::TaskReports(reports)).await.is_err()
+        {
             break;
         }
     }

@@ -4,6 +4,7 @@
 //! replies, publishes events and hands Core calls to the applier.
 
 use crate::applier::AfterCommit;
+use crate::clock::SharedClock;
 use crate::core::{CoreError, SubmitOutcome, TaskReport};
 use crate::handle::{
     CommandError, ComponentFilter, CreateRunOutcome, DryRun, EventsPage, InventorySummary,
@@ -12,10 +13,9 @@ use crate::handle::{
 use crate::metrics::Metrics;
 use crate::store::{ComponentRow, OutboxRow, Store, WriteBatch};
 use crate::webhooks::WebhookConfig;
-use crate::clock::SharedClock;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
-use steward_planner::{Action, PlannerConfig};
+use steward_planner::PlannerConfig;
 use steward_proto::{
     ComponentId, ComponentView, CreateRunRequest, EventRecord, FieldError, HistoryEntry, Hold,
     IdempotencyKey, InventoryUpsert, Observation, Rack, RackId, Run, RunId, ServiceState, Target,
@@ -39,7 +39,11 @@ pub(crate) enum ReducerInput {
     /// Task statuses polled from Core.
     TaskReports(Vec<TaskReport>),
     /// What Core said to a submission.
-    SubmitResult { target_id: TargetId, key: IdempotencyKey, result: Result<SubmitOutcome, CoreError> },
+    SubmitResult {
+        target_id: TargetId,
+        key: IdempotencyKey,
+        result: Result<SubmitOutcome, CoreError>,
+    },
     /// A webhook delivery was acknowledged.
     OutboxDelivered { id: i64 },
     /// A webhook delivery failed; try again at `next_attempt_at`.
@@ -53,14 +57,42 @@ pub(crate) enum ReducerInput {
 /// Commands that change state.
 #[derive(Debug)]
 pub(crate) enum Command {
-    UpsertInventory { inventory: InventoryUpsert, initiator: String },
-    Observe { observations: Vec<Observation> },
-    SetServiceState { component: ComponentId, to: ServiceState, note: Option<String>, initiator: String },
-    CreateRun { request: Box<CreateRunRequest>, initiator: String },
-    PauseRun { run: RunId, reason: Option<String>, initiator: String },
-    ResumeRun { run: RunId, initiator: String },
-    CancelRun { run: RunId, reason: Option<String>, initiator: String },
-    AdvanceRun { run: RunId, expected_wave: Option<u32>, initiator: String },
+    UpsertInventory {
+        inventory: InventoryUpsert,
+        initiator: String,
+    },
+    Observe {
+        observations: Vec<Observation>,
+    },
+    SetServiceState {
+        component: ComponentId,
+        to: ServiceState,
+        note: Option<String>,
+        initiator: String,
+    },
+    CreateRun {
+        request: Box<CreateRunRequest>,
+        initiator: String,
+    },
+    PauseRun {
+        run: RunId,
+        reason: Option<String>,
+        initiator: String,
+    },
+    ResumeRun {
+        run: RunId,
+        initiator: String,
+    },
+    CancelRun {
+        run: RunId,
+        reason: Option<String>,
+        initiator: String,
+    },
+    AdvanceRun {
+        run: RunId,
+        expected_wave: Option<u32>,
+        initiator: String,
+    },
 }
 
 /// Replies to commands.
@@ -96,11 +128,17 @@ pub(crate) enum Query {
     Runs,
     Run(RunId),
     Targets(RunId),
-    Events { after: u64, limit: u32 },
+    Events {
+        after: u64,
+        limit: u32,
+    },
     /// Task ids of submitted targets, for the task-status poller.
     SubmittedTasks,
     /// Undelivered outbox rows of one webhook that are due.
-    OutboxDue { webhook: String, limit: u32 },
+    OutboxDue {
+        webhook: String,
+        limit: u32,
+    },
 }
 
 /// Answers to reads.
@@ -272,29 +310,46 @@ impl Reducer {
                     Err(_) => break,
                 }
             }
-            let mut batch = Batch::default();
-            let mut shutdown = false;
-            let mut tick = false;
-            for input in buffer.drain(..) {
-                match input {
-                    ReducerInput::Shutdown => shutdown = true,
-                    ReducerInput::Tick => tick = true,
-                    other => self.handle_input(other, &mut batch),
+            match self.process(buffer.drain(..)) {
+                Ok(false) => {}
+                Ok(true) => break,
+                Err(error) => {
+                    tracing::error!(%error, "commit failed; the reducer stops so state is reloaded from the store");
+                    break;
                 }
             }
-            if tick || batch.changed {
-                self.plan(&mut batch);
-            }
-            if let Err(error) = self.commit(batch) {
-                tracing::error!(%error, "commit failed; the reducer stops so state is reloaded from the store");
-                break;
-            }
-            if shutdown {
-                break;
+        }
+        if let Err(error) = self.store.optimize() {
+            tracing::warn!(%error, "PRAGMA optimize failed");
+        }
+        tracing::info!("reducer stopped");
+    }
+
+    /// Processes one batch of inputs and commits it. Returns whether a shutdown was requested.
+    pub(crate) fn process(
+        &mut self,
+        inputs: impl IntoIterator<Item = ReducerInput>,
+    ) -> Result<bool, CommandError> {
+        let mut batch = Batch::default();
+        let mut shutdown = false;
+        let mut tick = false;
+        for input in inputs {
+            match input {
+                ReducerInput::Shutdown => shutdown = true,
+                ReducerInput::Tick => tick = true,
+                other => self.handle_input(other, &mut batch),
             }
         }
-        self.store.optimize();
-        tracing::info!("reducer stopped");
+        if tick || batch.changed {
+            self.plan(&mut batch);
+        }
+        self.commit(batch)?;
+        Ok(shutdown)
+    }
+
+    /// The fleet (read-only), for simulations and invariant checks.
+    pub(crate) fn fleet(&self) -> &Fleet {
+        &self.fleet
     }
 
     fn now(&self) -> Timestamp {
@@ -369,23 +424,20 @@ impl Reducer {
             Effect::PersistTask(id) => {
                 batch.tasks.insert(id);
             }
-            Effect::PersistComponentStatus(id) | Effect::PersistServiceState(id) => {
+            Effect::PersistComponent(id)
+            | Effect::PersistComponentStatus(id)
+            | Effect::PersistServiceState(id) => {
                 batch.components.insert(id);
             }
-            Effect::PersistInventory(racks) => {
-                for rack in racks {
-                    if let Some(components) = self.fleet.rack_components.get(&rack) {
-                        batch.components.extend(components.iter().cloned());
-                    }
-                    batch.racks.insert(rack);
-                }
+            Effect::PersistRack(id) => {
+                batch.racks.insert(id);
             }
             Effect::AppendHistory(entry) => batch.history.push(entry),
             Effect::SubmitTask(submit) => {
-                if let Some(target) = self.fleet.targets.get(&submit.target_id) {
-                    if let Some(after) = self.submission_for(target) {
-                        batch.after_commit.push(after);
-                    }
+                if let Some(target) = self.fleet.targets.get(&submit.target_id)
+                    && let Some(after) = self.submission_for(target)
+                {
+                    batch.after_commit.push(after);
                 }
             }
             Effect::CancelTask { task_id, .. } => {
@@ -418,6 +470,7 @@ impl Reducer {
                 attempts: 0,
                 next_attempt_at: now,
                 delivered_at: None,
+                last_error: None,
             });
         }
         if let Notification::RunStatusChanged { to, .. } = &notification {
@@ -427,8 +480,9 @@ impl Reducer {
 
     fn command(&mut self, command: Command, batch: &mut Batch) -> Result<Reply, CommandError> {
         match command {
-            Command::UpsertInventory { inventory, initiator: _ } => {
+            Command::UpsertInventory { inventory, initiator } => {
                 validate_inventory(&inventory, &self.fleet)?;
+                tracing::info!(%initiator, racks = inventory.racks.len(), "inventory upsert");
                 let summary = InventorySummary {
                     racks: inventory.racks.len(),
                     components: inventory.racks.iter().map(|r| r.components.len()).sum(),
@@ -443,7 +497,10 @@ impl Reducer {
                     .enumerate()
                     .filter(|(_, o)| !self.fleet.components.contains_key(&o.component_id))
                     .map(|(i, o)| {
-                        FieldError::new(format!("[{i}].component_id"), format!("unknown component {}", o.component_id))
+                        FieldError::new(
+                            format!("[{i}].component_id"),
+                            format!("unknown component {}", o.component_id),
+                        )
                     })
                     .collect();
                 ValidationErrors::from_vec(unknown).map_err(CommandError::Invalid)?;
@@ -454,12 +511,19 @@ impl Reducer {
                 Ok(Reply::Changed(batch.records.len() - before))
             }
             Command::SetServiceState { component, to, note, initiator } => {
-                let event = FleetEvent::ServiceStateChanged { component_id: component.clone(), to, initiator, note };
+                let event = FleetEvent::ServiceStateChanged {
+                    component_id: component.clone(),
+                    to,
+                    initiator,
+                    note,
+                };
                 self.apply(event, batch).map_err(rejected)?;
                 let view = self.component_view(&component)?;
                 Ok(Reply::Component(Box::new(view)))
             }
-            Command::CreateRun { request, initiator } => self.create_run(*request, &initiator, batch),
+            Command::CreateRun { request, initiator } => {
+                self.create_run(*request, &initiator, batch)
+            }
             Command::PauseRun { run, reason, initiator } => {
                 let message = reason.unwrap_or_else(|| format!("paused by {initiator}"));
                 let event = FleetEvent::RunPaused {
@@ -470,21 +534,29 @@ impl Reducer {
                 };
                 self.run_event(run, event, batch)
             }
-            Command::ResumeRun { run, initiator } => {
-                self.run_event(run.clone(), FleetEvent::RunResumed { run_id: run, initiator }, batch)
-            }
+            Command::ResumeRun { run, initiator } => self.run_event(
+                run.clone(),
+                FleetEvent::RunResumed { run_id: run, initiator },
+                batch,
+            ),
             Command::CancelRun { run, reason, initiator } => {
                 let event = FleetEvent::RunCancelled { run_id: run.clone(), initiator, reason };
                 self.run_event(run, event, batch)
             }
             Command::AdvanceRun { run, expected_wave, initiator } => {
-                let event = FleetEvent::RunAdvanced { run_id: run.clone(), expected_wave, initiator };
+                let event =
+                    FleetEvent::RunAdvanced { run_id: run.clone(), expected_wave, initiator };
                 self.run_event(run, event, batch)
             }
         }
     }
 
-    fn run_event(&mut self, run: RunId, event: FleetEvent, batch: &mut Batch) -> Result<Reply, CommandError> {
+    fn run_event(
+        &mut self,
+        run: RunId,
+        event: FleetEvent,
+        batch: &mut Batch,
+    ) -> Result<Reply, CommandError> {
         if !self.fleet.runs.contains_key(&run) {
             return Err(CommandError::NotFound { what: "run".into(), id: run.to_string() });
         }
@@ -492,12 +564,18 @@ impl Reducer {
         self.run_view(&run).map(|r| Reply::Run(Box::new(r)))
     }
 
-    fn create_run(&mut self, request: CreateRunRequest, initiator: &str, batch: &mut Batch) -> Result<Reply, CommandError> {
+    fn create_run(
+        &mut self,
+        request: CreateRunRequest,
+        initiator: &str,
+        batch: &mut Batch,
+    ) -> Result<Reply, CommandError> {
         let now = self.now();
         let run_id = RunId::new(format!("run-{}", self.next_run_number));
         let dry_run = request.dry_run;
-        let new_run = steward_planner::plan_run(&self.fleet, &request, run_id.clone(), initiator, now)
-            .map_err(create_error)?;
+        let new_run =
+            steward_planner::plan_run(&self.fleet, &request, run_id.clone(), initiator, now)
+                .map_err(create_error)?;
         if dry_run {
             let holds: BTreeMap<TargetId, Hold> =
                 steward_planner::dry_run_holds(&self.fleet, &new_run, &self.settings.planner, now)
@@ -597,13 +675,16 @@ impl Reducer {
         let mut holds = BTreeMap::new();
         for hold in plan.run_holds {
             let since = match self.run_holds.get(&hold.run_id) {
-                Some(previous) if previous.gate == hold.gate && previous.message == hold.message => previous.since,
+                Some(previous)
+                    if previous.gate == hold.gate && previous.message == hold.message =>
+                {
+                    previous.since
+                }
                 _ => now,
             };
             holds.insert(hold.run_id, Hold { gate: hold.gate, message: hold.message, since });
         }
         self.run_holds = holds;
-        let _ = Action::Finish; // keeps the planner's action vocabulary visible here
     }
 
     fn commit(&mut self, batch: Batch) -> Result<(), CommandError> {
@@ -679,18 +760,24 @@ impl Reducer {
         match query {
             Query::Racks => Ok(QueryReply::Racks(self.fleet.racks.values().cloned().collect())),
             Query::Rack(id) => {
-                let rack = self.fleet.racks.get(&id).cloned().ok_or_else(|| not_found("rack", &id))?;
+                let rack =
+                    self.fleet.racks.get(&id).cloned().ok_or_else(|| not_found("rack", &id))?;
                 let ids = self.fleet.rack_components.get(&id).cloned().unwrap_or_default();
                 let components = ids.iter().filter_map(|c| self.component_view(c).ok()).collect();
                 Ok(QueryReply::Rack(Box::new(RackDetail { rack, components })))
             }
             Query::Components(filter) => Ok(QueryReply::Components(self.components(&filter))),
-            Query::Component(id) => self.component_view(&id).map(|v| QueryReply::Component(Box::new(v))),
+            Query::Component(id) => {
+                self.component_view(&id).map(|v| QueryReply::Component(Box::new(v)))
+            }
             Query::History(id) => {
                 if !self.fleet.components.contains_key(&id) {
                     return Err(not_found("component", &id));
                 }
-                self.store.history(&id).map(QueryReply::History).map_err(|e| CommandError::Store(e.to_string()))
+                self.store
+                    .history(&id)
+                    .map(QueryReply::History)
+                    .map_err(|e| CommandError::Store(e.to_string()))
             }
             Query::Runs => {
                 let mut runs: Vec<Run> = self.fleet.runs.values().cloned().collect();
@@ -700,7 +787,10 @@ impl Reducer {
             Query::Run(id) => self.run_view(&id).map(|r| QueryReply::Run(Box::new(r))),
             Query::Targets(id) => self.targets_view(&id).map(QueryReply::Targets),
             Query::Events { after, limit } => {
-                let events = self.store.events_after(after, limit).map_err(|e| CommandError::Store(e.to_string()))?;
+                let events = self
+                    .store
+                    .events_after(after, limit)
+                    .map_err(|e| CommandError::Store(e.to_string()))?;
                 let next = events.last().map(|e| e.seq).unwrap_or(after);
                 Ok(QueryReply::Events(EventsPage { events, next }))
             }
@@ -733,7 +823,9 @@ impl Reducer {
 
     fn components(&self, filter: &ComponentFilter) -> Vec<ComponentView> {
         let ids: Vec<&ComponentId> = match &filter.rack {
-            Some(rack) => self.fleet.rack_components.get(rack).map(|c| c.iter().collect()).unwrap_or_default(),
+            Some(rack) => {
+                self.fleet.rack_components.get(rack).map(|c| c.iter().collect()).unwrap_or_default()
+            }
             None => self.fleet.components.keys().collect(),
         };
         ids.into_iter()
@@ -781,7 +873,9 @@ fn not_found(what: &str, id: &impl std::fmt::Display) -> CommandError {
 /// Maps a machine's refusal to the command error the API reports.
 pub(crate) fn rejected(error: Rejected) -> CommandError {
     match &error {
-        Rejected::NotFound { what, id } => CommandError::NotFound { what: (*what).into(), id: id.clone() },
+        Rejected::NotFound { what, id } => {
+            CommandError::NotFound { what: (*what).into(), id: id.clone() }
+        }
         Rejected::IllegalServiceTransition { allowed, .. } => CommandError::IllegalTransition {
             message: error.to_string(),
             allowed: allowed.iter().map(|s| s.to_string()).collect(),
@@ -790,9 +884,14 @@ pub(crate) fn rejected(error: Rejected) -> CommandError {
             message: error.to_string(),
             allowed: allowed.iter().map(|s| s.to_string()).collect(),
         },
-        Rejected::Guard { .. } => CommandError::IllegalTransition { message: error.to_string(), allowed: Vec::new() },
+        Rejected::Guard { .. } => {
+            CommandError::IllegalTransition { message: error.to_string(), allowed: Vec::new() }
+        }
         Rejected::Invalid { field, message } => {
-            CommandError::Invalid(ValidationErrors(vec![FieldError::new(field.clone(), message.clone())]))
+            CommandError::Invalid(ValidationErrors(vec![FieldError::new(
+                field.clone(),
+                message.clone(),
+            )]))
         }
     }
 }
@@ -800,7 +899,10 @@ pub(crate) fn rejected(error: Rejected) -> CommandError {
 fn create_error(error: steward_planner::CreateError) -> CommandError {
     match error {
         steward_planner::CreateError::Invalid(errors) => CommandError::Invalid(errors),
-        other => CommandError::Invalid(ValidationErrors(vec![FieldError::new("selector", other.to_string())])),
+        other => CommandError::Invalid(ValidationErrors(vec![FieldError::new(
+            "selector",
+            other.to_string(),
+        )])),
     }
 }
 
@@ -815,7 +917,10 @@ fn validate_inventory(inventory: &InventoryUpsert, fleet: &Fleet) -> Result<(), 
             errors.push(FieldError::new(format!("racks[{r}].id"), "must not be empty"));
         }
         if !racks.insert(rack.id.clone()) {
-            errors.push(FieldError::new(format!("racks[{r}].id"), format!("rack {} appears twice", rack.id)));
+            errors.push(FieldError::new(
+                format!("racks[{r}].id"),
+                format!("rack {} appears twice", rack.id),
+            ));
         }
         for (c, component) in rack.components.iter().enumerate() {
             let field = format!("racks[{r}].components[{c}].id");
@@ -823,15 +928,21 @@ fn validate_inventory(inventory: &InventoryUpsert, fleet: &Fleet) -> Result<(), 
                 errors.push(FieldError::new(field.clone(), "must not be empty"));
             }
             if !components.insert(component.id.clone()) {
-                errors.push(FieldError::new(field.clone(), format!("component {} appears twice", component.id)));
+                errors.push(FieldError::new(
+                    field.clone(),
+                    format!("component {} appears twice", component.id),
+                ));
             }
-            if let Some(existing) = fleet.components.get(&component.id) {
-                if existing.component.rack_id != rack.id {
-                    errors.push(FieldError::new(
-                        field,
-                        format!("component {} belongs to rack {}; moving components is not supported", component.id, existing.component.rack_id),
-                    ));
-                }
+            if let Some(existing) = fleet.components.get(&component.id)
+                && existing.component.rack_id != rack.id
+            {
+                errors.push(FieldError::new(
+                    field,
+                    format!(
+                        "component {} belongs to rack {}; moving components is not supported",
+                        component.id, existing.component.rack_id
+                    ),
+                ));
             }
         }
     }

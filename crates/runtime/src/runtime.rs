@@ -69,14 +69,18 @@ impl RuntimeConfig {
 
     /// The machines' configuration, validated.
     pub fn fleet_config(&self) -> Result<FleetConfig, StartError> {
-        let mapper = StatusMapper::with_override(&self.phase_mapping)
-            .map_err(|e| StartError::Config { key: "phase_mapping".into(), message: e.to_string() })?;
+        let mapper = StatusMapper::with_override(&self.phase_mapping).map_err(|e| {
+            StartError::Config { key: "phase_mapping".into(), message: e.to_string() }
+        })?;
         let service_table = match &self.service_table {
-            Some(doc) => ServiceTable::from_doc(doc)
-                .map_err(|e| StartError::Config { key: "service_states".into(), message: e.to_string() })?,
+            Some(doc) => ServiceTable::from_doc(doc).map_err(|e| StartError::Config {
+                key: "service_states".into(),
+                message: e.to_string(),
+            })?,
             None => ServiceTable::default(),
         };
-        let status_max_age = self.status_max_age.and_then(|age| chrono::Duration::from_std(age).ok());
+        let status_max_age =
+            self.status_max_age.and_then(|age| chrono::Duration::from_std(age).ok());
         Ok(FleetConfig { mapper, service_table, status_max_age })
     }
 }
@@ -118,7 +122,11 @@ impl std::fmt::Debug for Runtime {
 impl Runtime {
     /// Opens the store, loads state (not a replay), recovers in-flight work and starts every
     /// task. Must be called inside a tokio runtime.
-    pub async fn start(config: RuntimeConfig, core: Arc<dyn Core>, clock: SharedClock) -> Result<Runtime, StartError> {
+    pub async fn start(
+        config: RuntimeConfig,
+        core: Arc<dyn Core>,
+        clock: SharedClock,
+    ) -> Result<Runtime, StartError> {
         let fleet_config = config.fleet_config()?;
         let path = config.db_path.clone();
         let options = config.store.clone();
@@ -140,7 +148,16 @@ impl Runtime {
             webhooks: config.webhooks.clone(),
             max_batch: config.max_batch,
         };
-        let mut reducer = Reducer::new(loaded.fleet, store, loaded.last_seq, clock.clone(), settings, events, work, metrics.clone());
+        let mut reducer = Reducer::new(
+            loaded.fleet,
+            store,
+            loaded.last_seq,
+            clock.clone(),
+            settings,
+            events,
+            work,
+            metrics.clone(),
+        );
         reducer.recover();
         let reducer = std::thread::Builder::new()
             .name("steward-reducer".into())
@@ -148,13 +165,35 @@ impl Runtime {
             .map_err(|e| StartError::Thread(e.to_string()))?;
         let stop = CancellationToken::new();
         let mut tasks = vec![
-            tokio::spawn(applier::run(work_receiver, core.clone(), inputs.clone(), metrics.clone())),
-            tokio::spawn(pollers::inventory_sync(handle.clone(), core.clone(), config.sync_interval, metrics.clone(), stop.clone())),
-            tokio::spawn(pollers::task_status(handle.clone(), core.clone(), config.task_poll_interval, metrics.clone(), stop.clone())),
+            tokio::spawn(applier::run(
+                work_receiver,
+                core.clone(),
+                inputs.clone(),
+                metrics.clone(),
+            )),
+            tokio::spawn(pollers::inventory_sync(
+                handle.clone(),
+                core.clone(),
+                config.sync_interval,
+                metrics.clone(),
+                stop.clone(),
+            )),
+            tokio::spawn(pollers::task_status(
+                handle.clone(),
+                core.clone(),
+                config.task_poll_interval,
+                metrics.clone(),
+                stop.clone(),
+            )),
             tokio::spawn(pollers::ticker(handle.clone(), config.plan_interval, stop.clone())),
         ];
         for webhook in config.webhooks {
-            tasks.push(tokio::spawn(webhooks::deliver(handle.clone(), webhook, clock.clone(), stop.clone())));
+            tasks.push(tokio::spawn(webhooks::deliver(
+                handle.clone(),
+                webhook,
+                clock.clone(),
+                stop.clone(),
+            )));
         }
         Ok(Runtime { handle, metrics, stop, reducer: Some(reducer), tasks })
     }

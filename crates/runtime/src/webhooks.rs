@@ -58,7 +58,8 @@ pub(crate) async fn deliver(
     clock: SharedClock,
     stop: CancellationToken,
 ) {
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default();
+    let client =
+        reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default();
     let mut events = handle.subscribe();
     loop {
         let due = match due_rows(&handle, &webhook.name).await {
@@ -118,7 +119,9 @@ async fn post(
         .send()
         .await;
     match result {
-        Ok(response) if response.status().is_success() => ReducerInput::OutboxDelivered { id: row.id },
+        Ok(response) if response.status().is_success() => {
+            ReducerInput::OutboxDelivered { id: row.id }
+        }
         Ok(response) => failed(row, now, format!("HTTP {}", response.status())),
         Err(error) => failed(row, now, error.to_string()),
     }

@@ -1,0 +1,215 @@
+//! A deterministic simulation driver: the real reducer (fleet, planner, SQLite store) and the
+//! simulated Core on a manual clock, stepped in one thread with no timers, so a whole operation
+//! run over hundreds of racks replays exactly from its seed. Tests, benchmarks and the
+//! simulation proptest use it; production uses [`crate::Runtime`], which runs the same reducer on
+//! its own thread.
+
+use crate::applier::AfterCommit;
+use crate::clock::{Clock, ManualClock};
+use crate::core::{Core, SimCore, SubmitOutcome};
+use crate::handle::{CommandError, CreateRunOutcome};
+use crate::metrics::Metrics;
+use crate::reducer::{Command, Reducer, ReducerInput, ReducerSettings, Reply};
+use crate::store::{Store, StoreOptions};
+use std::path::Path;
+use std::sync::Arc;
+use steward_planner::PlannerConfig;
+use steward_proto::{CreateRunRequest, Run, RunId};
+use steward_state_machine::{Fleet, FleetConfig};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+/// The reducer and the simulated Core, advanced step by step on a manual clock.
+pub struct Simulation {
+    reducer: Reducer,
+    work: mpsc::UnboundedReceiver<AfterCommit>,
+    core: SimCore,
+    clock: ManualClock,
+    /// Core calls made (submit, find, cancel, status), for reports.
+    pub core_calls: u64,
+}
+
+impl std::fmt::Debug for Simulation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Simulation").finish_non_exhaustive()
+    }
+}
+
+impl Simulation {
+    /// Opens (or creates) the store at `db`, loads it and wires the reducer to `core`.
+    pub fn open(
+        db: &Path,
+        options: &StoreOptions,
+        fleet_config: FleetConfig,
+        planner: PlannerConfig,
+        core: SimCore,
+        clock: ManualClock,
+    ) -> Result<Self, CommandError> {
+        let store = Store::open(db, options).map_err(|e| CommandError::Store(e.to_string()))?;
+        let loaded = store.load(fleet_config).map_err(|e| CommandError::Store(e.to_string()))?;
+        let (events, _) = broadcast::channel(16);
+        let (work_sender, work) = mpsc::unbounded_channel();
+        let settings = ReducerSettings { planner, webhooks: Vec::new(), max_batch: 1024 };
+        let shared: crate::clock::SharedClock = Arc::new(clock.clone());
+        let mut reducer = Reducer::new(
+            loaded.fleet,
+            store,
+            loaded.last_seq,
+            shared,
+            settings,
+            events,
+            work_sender,
+            Arc::new(Metrics::new()),
+        );
+        reducer.recover();
+        Ok(Self { reducer, work, core, clock, core_calls: 0 })
+    }
+
+    /// The fleet as the reducer holds it.
+    pub fn fleet(&self) -> &Fleet {
+        self.reducer.fleet()
+    }
+
+    /// The simulated Core.
+    pub fn core(&self) -> &SimCore {
+        &self.core
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &ManualClock {
+        &self.clock
+    }
+
+    fn command(&mut self, command: Command) -> Result<Reply, CommandError> {
+        let (reply, mut answer) = oneshot::channel();
+        self.reducer.process([ReducerInput::Command { command, reply }])?;
+        answer.try_recv().map_err(|_| CommandError::ShuttingDown)?
+    }
+
+    /// Imports the simulated Core's inventory.
+    pub fn import_inventory(&mut self) -> Result<(), CommandError> {
+        let inventory = self.core.inventory();
+        self.command(Command::UpsertInventory { inventory, initiator: "simulation".into() })
+            .map(|_| ())
+    }
+
+    /// Creates and starts a run.
+    pub fn create_run(&mut self, request: CreateRunRequest) -> Result<Run, CommandError> {
+        let command =
+            Command::CreateRun { request: Box::new(request), initiator: "simulation".into() };
+        match self.command(command)? {
+            Reply::Created(CreateRunOutcome::Created(run)) => Ok(*run),
+            _ => Err(CommandError::Store("dry run answered a create".into())),
+        }
+    }
+
+    /// Pauses a run as an operator.
+    pub fn pause(&mut self, run: &RunId) -> Result<(), CommandError> {
+        let command =
+            Command::PauseRun { run: run.clone(), reason: None, initiator: "simulation".into() };
+        self.command(command).map(|_| ())
+    }
+
+    /// Resumes a run.
+    pub fn resume(&mut self, run: &RunId) -> Result<(), CommandError> {
+        self.command(Command::ResumeRun { run: run.clone(), initiator: "simulation".into() })
+            .map(|_| ())
+    }
+
+    /// Advances a run paused at a wave gate.
+    pub fn advance(&mut self, run: &RunId) -> Result<(), CommandError> {
+        let command = Command::AdvanceRun {
+            run: run.clone(),
+            expected_wave: None,
+            initiator: "simulation".into(),
+        };
+        self.command(command).map(|_| ())
+    }
+
+    /// Cancels a run.
+    pub fn cancel(&mut self, run: &RunId) -> Result<(), CommandError> {
+        let command =
+            Command::CancelRun { run: run.clone(), reason: None, initiator: "simulation".into() };
+        self.command(command).map(|_| ())
+    }
+
+    /// One step: the clock moves by `by`; Core's inventory and task statuses are polled; the
+    /// applier's queued Core calls run; the planner ticks. Everything lands in one batch.
+    pub async fn step(&mut self, by: chrono::Duration) -> Result<(), CommandError> {
+        self.clock.advance(by);
+        let mut inputs = Vec::new();
+        self.drain_applier(&mut inputs).await;
+        if let Ok(observations) = self.core.observe().await {
+            inputs.push(ReducerInput::CoreObservations(observations));
+        }
+        let mut reports = Vec::new();
+        for task in self.submitted_tasks() {
+            self.core_calls += 1;
+            if let Ok(report) = self.core.task_status(&task).await {
+                reports.push(report);
+            }
+        }
+        inputs.push(ReducerInput::TaskReports(reports));
+        inputs.push(ReducerInput::Tick);
+        self.reducer.process(inputs)?;
+        Ok(())
+    }
+
+    fn submitted_tasks(&self) -> Vec<steward_proto::TaskId> {
+        let fleet = self.reducer.fleet();
+        fleet
+            .run_active
+            .values()
+            .flatten()
+            .filter_map(|id| fleet.targets.get(id))
+            .filter_map(|t| t.task_id.clone())
+            .collect()
+    }
+
+    async fn drain_applier(&mut self, inputs: &mut Vec<ReducerInput>) {
+        while let Ok(item) = self.work.try_recv() {
+            self.core_calls += 1;
+            match item {
+                AfterCommit::Submit { request } => {
+                    let result = match self.core.find_task(&request.idempotency_key).await {
+                        Ok(Some(report)) => Ok(SubmitOutcome::Accepted { task_id: report.task_id }),
+                        Ok(None) => self.core.submit(&request).await,
+                        Err(error) => Err(error),
+                    };
+                    inputs.push(ReducerInput::SubmitResult {
+                        target_id: request.target_id,
+                        key: request.idempotency_key,
+                        result,
+                    });
+                }
+                AfterCommit::Cancel { task_id } => {
+                    let _ = self.core.cancel(&task_id).await;
+                }
+            }
+        }
+    }
+
+    /// Steps until every run is terminal or `max_steps` is reached; returns the steps taken.
+    pub async fn run_until_terminal(
+        &mut self,
+        by: chrono::Duration,
+        max_steps: u32,
+    ) -> Result<u32, CommandError> {
+        for step in 0..max_steps {
+            if self.all_runs_terminal() {
+                return Ok(step);
+            }
+            self.step(by).await?;
+        }
+        Ok(max_steps)
+    }
+
+    /// Whether every run is terminal.
+    pub fn all_runs_terminal(&self) -> bool {
+        self.reducer.fleet().runs.values().all(|run| run.status.is_terminal())
+    }
+
+    /// The current time.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+}
