@@ -504,3 +504,22 @@ fn a_component_moved_to_another_rack_goes_last_there() {
     );
     assert_eq!(fleet.components[&ComponentId::new("r1-c2")].component.rack_id.as_str(), "r2");
 }
+
+#[test]
+fn a_read_only_store_reads_beside_the_writer_and_cannot_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    let mut writer = open(&path);
+    writer.commit(&full_batch()).unwrap();
+    let mut reader = Store::open_read_only(&path).unwrap();
+    assert_eq!(reader.last_seq().unwrap(), 2);
+    writer
+        .commit(&WriteBatch { events: vec![event(3, "run_started")], ..WriteBatch::default() })
+        .unwrap();
+    assert_eq!(reader.events_after(2, 10).unwrap(), vec![event(3, "run_started")]);
+    let err = reader
+        .commit(&WriteBatch { events: vec![event(4, "x")], ..WriteBatch::default() })
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Sqlite(_)), "{err:?}");
+    assert_eq!(writer.last_seq().unwrap(), 3);
+}

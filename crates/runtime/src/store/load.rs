@@ -1,5 +1,5 @@
-//! Loading the fleet from the state rows on start, and rebuilding the indexes the planner reads
-//! (they are never stored: they follow from the rows).
+//! Loading the fleet from the state rows on start. Indexes are never stored: the order columns
+//! give `rack_components` and `run_targets`, and `Fleet::rebuild_indexes` derives the rest.
 
 use super::codec::{from_json, to_u32};
 use super::error::StoreError;
@@ -96,37 +96,8 @@ pub(crate) fn load_fleet(conn: &Connection, config: FleetConfig) -> Result<Fleet
     }
     drop(rows);
 
-    rebuild_target_indexes(&mut fleet);
+    // `rack_components` and `run_targets` come from the rows' order columns; the target
+    // indexes follow from them.
+    fleet.rebuild_indexes();
     Ok(fleet)
-}
-
-/// Recomputes the target indexes (`run_pending`, `run_active`, `rack_active`, `active_total`)
-/// from `targets` and `run_targets`.
-pub(crate) fn rebuild_target_indexes(fleet: &mut Fleet) {
-    fleet.run_pending.clear();
-    fleet.run_active.clear();
-    fleet.rack_active.clear();
-    fleet.active_total = 0;
-    for (run_id, targets) in &fleet.run_targets {
-        for (position, target_id) in targets.iter().enumerate() {
-            let Some(target) = fleet.targets.get(target_id) else { continue };
-            let position = u32::try_from(position).unwrap_or(u32::MAX);
-            if target.status == steward_proto::TargetStatus::Pending {
-                fleet
-                    .run_pending
-                    .entry(run_id.clone())
-                    .or_default()
-                    .insert((target.wave, position));
-            }
-            if target.status.is_active() {
-                fleet.run_active.entry(run_id.clone()).or_default().insert(target_id.clone());
-                fleet
-                    .rack_active
-                    .entry(target.rack_id.clone())
-                    .or_default()
-                    .insert(target_id.clone());
-                fleet.active_total += 1;
-            }
-        }
-    }
 }

@@ -10,12 +10,14 @@
 //! Opening never damages a file it cannot use: a file that is not an SQLite database, or whose
 //! schema is newer than this binary, is refused before anything is written to it.
 
+mod batch;
 mod codec;
 mod error;
 mod load;
 pub mod replay;
 mod schema;
 
+pub use batch::BatchBuilder;
 pub use error::StoreError;
 pub use replay::{ReplayReport, replay_and_compare};
 pub use schema::SCHEMA_VERSION;
@@ -116,7 +118,10 @@ pub struct WriteBatch {
     pub events: Vec<EventRecord>,
     /// Racks to upsert.
     pub racks: Vec<Rack>,
-    /// Components to upsert (their racks must exist or be in `racks`).
+    /// Components to upsert (their racks must exist or be in `racks`). New components must come
+    /// in the order `Fleet::apply` listed them (its `PersistComponent` effects' order): the store
+    /// numbers them in write order to rebuild each rack's component order. [`BatchBuilder`]
+    /// keeps that order.
     pub components: Vec<ComponentRow>,
     /// Runs to upsert.
     pub runs: Vec<Run>,
@@ -206,6 +211,13 @@ impl Store {
         let conn = Connection::open_with_flags(path, flags)
             .map_err(|source| StoreError::Open { path: path.to_path_buf(), source })?;
         Self::init(conn, path, opts)
+    }
+
+    /// A read-only connection to an existing database at this binary's schema version, for
+    /// readers (e.g. the events API) beside the writer: WAL lets it read while the writer
+    /// commits. Nothing is created, migrated or written; [`Store::commit`] on it fails.
+    pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        Ok(Store { conn: replay::open_read_only(path)? })
     }
 
     /// An in-memory store (no WAL; for unit tests and dry runs).

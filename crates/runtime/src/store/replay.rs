@@ -93,7 +93,7 @@ pub fn replay_and_compare(path: &Path, config: FleetConfig) -> Result<ReplayRepo
 /// Opens an existing database without creating, migrating or writing anything. (A reader of a
 /// WAL file needs the `-shm` index, so SQLite may leave empty `-wal`/`-shm` side files; the
 /// database file itself is never written.)
-fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
+pub(crate) fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
     if !path.exists() {
         return Err(StoreError::Open {
             path: path.to_path_buf(),
@@ -129,6 +129,7 @@ pub(crate) fn compare_fleets(replayed: &Fleet, stored: &Fleet, diff: &mut Differ
         let mut map = BTreeMap::new();
         map.insert("rack_components", non_empty(&fleet.rack_components));
         map.insert("run_targets", non_empty(&fleet.run_targets));
+        map.insert("target_positions", non_empty(&fleet.target_positions));
         map.insert("run_pending", non_empty(&fleet.run_pending));
         map.insert("run_active", non_empty(&fleet.run_active));
         map.insert("rack_active", non_empty(&fleet.rack_active));
