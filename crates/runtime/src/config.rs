@@ -35,6 +35,10 @@ use std::path::{Path, PathBuf};
 use steward_proto::{PhaseMappingOverride, RunPolicy, ServiceTableDoc};
 use steward_state_machine::{ServiceTable, StatusMapper};
 
+/// Notification kinds a webhook can subscribe to.
+pub const NOTIFICATION_KINDS: [&str; 3] =
+    ["service_state_changed", "run_status_changed", "component_phase_changed"];
+
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7070";
 /// Default SQLite file.
@@ -365,10 +369,10 @@ impl Config {
                 ));
             }
             for (event_index, event) in webhook.events.iter().enumerate() {
-                if event.trim().is_empty() {
+                if !NOTIFICATION_KINDS.contains(&event.as_str()) {
                     return Err(ConfigError::invalid(
                         format!("webhooks[{index}].events[{event_index}]"),
-                        "must not be empty",
+                        format!("{event:?} is not one of {}", NOTIFICATION_KINDS.join(", ")),
                     ));
                 }
             }
@@ -485,6 +489,12 @@ mod tests {
         assert_eq!(
             invalid_key("[[webhooks]]\nurl = \"ftp://x\"\nsecret = \"s\""),
             "webhooks[0].url"
+        );
+        assert_eq!(
+            invalid_key(
+                "[[webhooks]]\nurl = \"http://x\"\nsecret = \"s\"\nevents = [\"run_status_changed\", \"x\"]"
+            ),
+            "webhooks[0].events[1]"
         );
         assert_eq!(
             invalid_key("[default_policy]\nwaves = { percentage = [10, 20] }"),

@@ -152,8 +152,14 @@ async fn drive(
         run.counts.total(),
         sizes.join(" + ")
     ));
-    let doomed: Vec<RackId> =
-        targets.iter().filter(|t| t.wave == 2).skip(1).step_by(2).take(2).map(|t| t.rack_id.clone()).collect();
+    let doomed: Vec<RackId> = targets
+        .iter()
+        .filter(|t| t.wave == 2)
+        .skip(1)
+        .step_by(2)
+        .take(2)
+        .map(|t| t.rack_id.clone())
+        .collect();
     server.sim().inject_failures(doomed.iter().cloned());
     let names: Vec<&str> = doomed.iter().map(RackId::as_str).collect();
     say(&format!("injecting firmware failures into {} (wave 2)", names.join(" and ")));
@@ -170,7 +176,10 @@ async fn drive(
         }
         if tokio::time::Instant::now() > deadline {
             progress.finish();
-            return Err(CliError::Local(format!("the demo run did not finish in time: {}", counts_line(&run))));
+            return Err(CliError::Local(format!(
+                "the demo run did not finish in time: {}",
+                counts_line(&run)
+            )));
         }
         if run.status == RunStatus::Paused {
             act_on_pause(&client, server, &mut progress, &run, &targets, &mut report).await?;
@@ -194,7 +203,10 @@ async fn wait_ready(client: &Client, deadline: tokio::time::Instant) -> Result<u
             return Ok(ready);
         }
         if tokio::time::Instant::now() > deadline {
-            return Err(CliError::Local(format!("only {ready} of {} components became ready", all.len())));
+            return Err(CliError::Local(format!(
+                "only {ready} of {} components became ready",
+                all.len()
+            )));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -220,9 +232,14 @@ async fn act_on_pause(
             report.advances += 1;
         }
         RunStatusReason::SafetyGate => {
-            progress.note("  SAFETY GATE: the run stopped dispatching. The operator inspects the failed");
-            progress.note("  racks, fixes the fault and resumes: POST /v1/runs/ID/resume acknowledges");
-            progress.note("  these failures (recorded in the event log), so the gate counts only new ones");
+            progress.note(
+                "  SAFETY GATE: the run stopped dispatching. The operator inspects the failed",
+            );
+            progress
+                .note("  racks, fixes the fault and resumes: POST /v1/runs/ID/resume acknowledges");
+            progress.note(
+                "  these failures (recorded in the event log), so the gate counts only new ones",
+            );
             server.sim().clear_injected_failures();
             tokio::time::sleep(Duration::from_millis(800)).await;
             client
@@ -239,7 +256,12 @@ async fn act_on_pause(
 
 fn wave_counts(run: &Run, number: u32) -> String {
     match run.waves.iter().find(|w| w.number == number) {
-        Some(w) => format!("{} completed, {} failed, {} skipped", w.counts.completed, w.counts.failed + w.counts.terminated, w.counts.skipped),
+        Some(w) => format!(
+            "{} completed, {} failed, {} skipped",
+            w.counts.completed,
+            w.counts.failed + w.counts.terminated,
+            w.counts.skipped
+        ),
         None => "-".to_string(),
     }
 }
@@ -250,7 +272,9 @@ fn summary(run: &Run, started: std::time::Instant) {
         .iter()
         .map(|w| {
             let wall = match (w.opened_at, w.finished_at) {
-                (Some(open), Some(done)) => format!("{:.1}s", (done - open).num_milliseconds() as f64 / 1000.0),
+                (Some(open), Some(done)) => {
+                    format!("{:.1}s", (done - open).num_milliseconds() as f64 / 1000.0)
+                }
                 _ => "-".to_string(),
             };
             vec![

@@ -5,7 +5,9 @@
 use anyhow::Context;
 use clap::Parser;
 use std::process::ExitCode;
-use steward_runtime::cli::{self, Cli, Command, DemoArgs, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, ServeArgs};
+use steward_runtime::cli::{
+    self, Cli, Command, DemoArgs, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, ServeArgs,
+};
 use steward_runtime::config::{Config, ConfigError};
 use steward_runtime::demo::{self, DemoOptions};
 use steward_runtime::http::{ServeError, Server};
@@ -15,7 +17,11 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(error) => {
             let _ = error.print();
-            return ExitCode::from(if error.use_stderr() { EXIT_USAGE as u8 } else { EXIT_OK as u8 });
+            return ExitCode::from(if error.use_stderr() {
+                EXIT_USAGE as u8
+            } else {
+                EXIT_OK as u8
+            });
         }
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -55,7 +61,8 @@ fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("STEWARD_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -99,7 +106,8 @@ async fn shutdown_signal() -> std::io::Result<()> {
 async fn run_demo(args: DemoArgs) -> i32 {
     let filter = tracing_subscriber::EnvFilter::try_from_env("STEWARD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
     let options = DemoOptions { dir: args.keep, ..DemoOptions::default() };
     match demo::run(options).await {
         Ok(_) => EXIT_OK,

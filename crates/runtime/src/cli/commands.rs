@@ -5,13 +5,15 @@ use super::client::{CliError, Client};
 use super::table::{field, path, render, short_time};
 use super::{
     Cli, Command, ComponentsCommand, CreateArgs, EXIT_OK, EXIT_REFUSED, EventsArgs,
-    InventoryCommand, MachineCommand, MachineFormat, NotReadyArg, OpArg, RacksCommand,
-    RunCommand, ScopeArg, ServiceCommand, TokenCommand, watch,
+    InventoryCommand, MachineCommand, MachineFormat, NotReadyArg, OpArg, RacksCommand, RunCommand,
+    ScopeArg, ServiceCommand, TokenCommand, watch,
 };
 use serde_json::{Map, Value, json};
 use std::path::Path;
 use std::time::Duration;
-use steward_state_machine::{Machine, RunMachine, ServiceTable, TargetMachine, TaskMachine, TransitionTable};
+use steward_state_machine::{
+    Machine, RunMachine, ServiceTable, TargetMachine, TaskMachine, TransitionTable,
+};
 
 /// Runs a client command (everything but `serve` and `demo`); returns the exit code.
 pub async fn execute(cli: Cli) -> Result<i32, CliError> {
@@ -151,7 +153,9 @@ fn items(value: &Value) -> &[Value] {
 fn racks_table(racks: &Value) -> String {
     let rows: Vec<Vec<String>> = items(racks)
         .iter()
-        .map(|r| vec![field(r, "id"), field(r, "name"), path(r, "location.row"), field(r, "labels")])
+        .map(|r| {
+            vec![field(r, "id"), field(r, "name"), path(r, "location.row"), field(r, "labels")]
+        })
         .collect();
     render(&["ID", "NAME", "ROW", "LABELS"], &rows)
 }
@@ -266,7 +270,17 @@ fn run_details(r: &Value) -> String {
         .collect();
     out.push('\n');
     out.push_str(&render(
-        &["WAVE", "SIZE", "COMPLETED", "FAILED", "SKIPPED", "SUBMITTED", "PENDING", "OPENED", "FINISHED"],
+        &[
+            "WAVE",
+            "SIZE",
+            "COMPLETED",
+            "FAILED",
+            "SKIPPED",
+            "SUBMITTED",
+            "PENDING",
+            "OPENED",
+            "FINISHED",
+        ],
         &rows,
     ));
     out
@@ -386,8 +400,9 @@ fn policy_object(text: &str) -> Result<Map<String, Value>, CliError> {
     let source = if text.trim_start().starts_with('{') {
         text.to_string()
     } else {
-        std::fs::read_to_string(text)
-            .map_err(|e| CliError::Usage(format!("--policy {text:?}: not JSON and not a readable file ({e})")))?
+        std::fs::read_to_string(text).map_err(|e| {
+            CliError::Usage(format!("--policy {text:?}: not JSON and not a readable file ({e})"))
+        })?
     };
     match serde_json::from_str::<Value>(&source) {
         Ok(Value::Object(map)) => Ok(map),
@@ -404,11 +419,11 @@ pub fn parse_waves(specs: &[String]) -> Result<Value, CliError> {
             "--wave {spec:?}: expected N (racks), N% (percent) or equal:N; don't mix kinds"
         ))
     };
-    if let [single] = specs {
-        if let Some(count) = single.strip_prefix("equal:") {
-            let count: u32 = count.parse().map_err(|_| bad(single))?;
-            return Ok(json!({"equal": {"count": count}}));
-        }
+    if let [single] = specs
+        && let Some(count) = single.strip_prefix("equal:")
+    {
+        let count: u32 = count.parse().map_err(|_| bad(single))?;
+        return Ok(json!({"equal": {"count": count}}));
     }
     if specs.iter().all(|s| s.ends_with('%')) {
         let mut parts = Vec::new();
@@ -473,9 +488,15 @@ async fn run_command(client: Client, command: RunCommand, json: bool) -> Result<
             print(json, &answer, || targets_table(&answer));
             Ok(EXIT_OK)
         }
-        RunCommand::Pause { id, reason } => run_action(&client, &id, "pause", reason_body(reason), json).await,
-        RunCommand::Resume { id, reason } => run_action(&client, &id, "resume", reason_body(reason), json).await,
-        RunCommand::Cancel { id, reason } => run_action(&client, &id, "cancel", reason_body(reason), json).await,
+        RunCommand::Pause { id, reason } => {
+            run_action(&client, &id, "pause", reason_body(reason), json).await
+        }
+        RunCommand::Resume { id, reason } => {
+            run_action(&client, &id, "resume", reason_body(reason), json).await
+        }
+        RunCommand::Cancel { id, reason } => {
+            run_action(&client, &id, "cancel", reason_body(reason), json).await
+        }
         RunCommand::Advance { id, expected_wave } => {
             let body = match expected_wave {
                 Some(wave) => json!({"expected_wave": wave}),
@@ -484,7 +505,8 @@ async fn run_command(client: Client, command: RunCommand, json: bool) -> Result<
             run_action(&client, &id, "advance", body, json).await
         }
         RunCommand::Watch { id, interval_ms } => {
-            watch::watch(&client, &segment(&id), Duration::from_millis(interval_ms.max(50)), json).await
+            watch::watch(&client, &segment(&id), Duration::from_millis(interval_ms.max(50)), json)
+                .await
         }
     }
 }
@@ -496,7 +518,13 @@ fn reason_body(reason: Option<String>) -> Value {
     }
 }
 
-async fn run_action(client: &Client, id: &str, action: &str, body: Value, json: bool) -> Result<i32, CliError> {
+async fn run_action(
+    client: &Client,
+    id: &str,
+    action: &str,
+    body: Value,
+    json: bool,
+) -> Result<i32, CliError> {
     let answer = client.post(&format!("/v1/runs/{}/{action}", segment(id)), &body).await?;
     print(json, &answer, || {
         let mut line = format!(
@@ -566,26 +594,34 @@ async fn machine_show(
     json: bool,
 ) -> Result<i32, CliError> {
     let client = Client::new(server, token)?;
-    let table: TransitionTable = match client.get_as(&format!("/v1/machines/{}", segment(name))).await {
-        Ok(table) => table,
-        Err(CliError::Unreachable(reason)) => match default_machine_table(name) {
-            Some(table) => {
-                eprintln!("note: {reason}; showing the built-in default table");
-                table
+    let table: TransitionTable =
+        match client.get_as(&format!("/v1/machines/{}", segment(name))).await {
+            Ok(table) => table,
+            Err(CliError::Unreachable(reason)) => match default_machine_table(name) {
+                Some(table) => {
+                    eprintln!("note: {reason}; showing the built-in default table");
+                    table
+                }
+                None => return Err(CliError::Usage(unknown_machine(name))),
+            },
+            Err(CliError::Refused(reason)) if default_machine_table(name).is_none() => {
+                return Err(CliError::Usage(format!("{}; {reason}", unknown_machine(name))));
             }
-            None => return Err(CliError::Usage(unknown_machine(name))),
-        },
-        Err(CliError::Refused(reason)) if default_machine_table(name).is_none() => {
-            return Err(CliError::Usage(format!("{}; {reason}", unknown_machine(name))));
-        }
-        Err(other) => return Err(other),
-    };
+            Err(other) => return Err(other),
+        };
     let format = if json { MachineFormat::Json } else { format };
     match format {
-        MachineFormat::Json => println!("{}", serde_json::to_string_pretty(&table).unwrap_or_default()),
+        MachineFormat::Json => {
+            println!("{}", serde_json::to_string_pretty(&table).unwrap_or_default())
+        }
         MachineFormat::Mermaid => print!("{}", table.to_mermaid()),
         MachineFormat::Table => {
-            println!("machine {} (initial {}, terminal {})", table.machine, table.initial, table.terminal.join(", "));
+            println!(
+                "machine {} (initial {}, terminal {})",
+                table.machine,
+                table.initial,
+                table.terminal.join(", ")
+            );
             print!("{}", table.to_plain_table());
         }
     }
@@ -601,8 +637,9 @@ fn replay(db: &Path, config: Option<&Path>, json: bool) -> Result<i32, CliError>
         return Err(CliError::Local(format!("{}: no such database", db.display())));
     }
     let config = match config {
-        Some(path) => crate::config::Config::from_file(path)
-            .map_err(|e| CliError::Usage(e.to_string()))?,
+        Some(path) => {
+            crate::config::Config::from_file(path).map_err(|e| CliError::Usage(e.to_string()))?
+        }
         None => crate::config::Config::default(),
     };
     let fleet_config = crate::http::server::runtime_config(&config)
@@ -647,8 +684,21 @@ mod tests {
     #[test]
     fn create_body_from_flags() {
         let b = body(&[
-            "--op", "firmware_update", "--version", "2.0", "--all", "--max-parallel", "4",
-            "--wave", "1", "--wave", "6", "--max-failures", "2", "--on-not-ready", "skip",
+            "--op",
+            "firmware_update",
+            "--version",
+            "2.0",
+            "--all",
+            "--max-parallel",
+            "4",
+            "--wave",
+            "1",
+            "--wave",
+            "6",
+            "--max-failures",
+            "2",
+            "--on-not-ready",
+            "skip",
             "--dry-run",
         ])
         .unwrap();

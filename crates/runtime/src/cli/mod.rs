@@ -398,8 +398,21 @@ mod tests {
             .is_err()
         );
         let cli = Cli::try_parse_from([
-            "steward", "run", "create", "--op", "firmware_update", "--version", "2.0", "--rack",
-            "r1", "--rack", "r2", "--wave", "1", "--wave", "25%",
+            "steward",
+            "run",
+            "create",
+            "--op",
+            "firmware_update",
+            "--version",
+            "2.0",
+            "--rack",
+            "r1",
+            "--rack",
+            "r2",
+            "--wave",
+            "1",
+            "--wave",
+            "25%",
         ]);
         assert!(cli.is_ok());
     }

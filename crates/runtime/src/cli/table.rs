@@ -78,7 +78,10 @@ mod tests {
 
     #[test]
     fn columns_align() {
-        let out = render(&["ID", "STATUS"], &[vec!["a".into(), "ok".into()], vec!["long-id".into(), "x".into()]]);
+        let out = render(
+            &["ID", "STATUS"],
+            &[vec!["a".into(), "ok".into()], vec!["long-id".into(), "x".into()]],
+        );
         assert_eq!(out, "ID       STATUS\na        ok\nlong-id  x\n");
     }
 

@@ -117,7 +117,12 @@ pub async fn fetch(client: &Client, id: &str) -> Result<(Run, Vec<Target>), CliE
 }
 
 /// Watches a run until it is terminal; returns the exit code.
-pub async fn watch(client: &Client, id: &str, interval: Duration, json: bool) -> Result<i32, CliError> {
+pub async fn watch(
+    client: &Client,
+    id: &str,
+    interval: Duration,
+    json: bool,
+) -> Result<i32, CliError> {
     let (mut run, mut targets) = fetch(client, id).await?;
     let mut progress = Progress::new(u64::from(run.counts.total()));
     loop {

@@ -70,7 +70,11 @@ pub fn required_role(method: &Method, path: &str) -> Role {
 }
 
 /// Middleware: authenticates, checks the role, and stores the [`Caller`] in the request.
-pub async fn authenticate(State(auth): State<Arc<Auth>>, mut request: Request, next: Next) -> Response {
+pub async fn authenticate(
+    State(auth): State<Arc<Auth>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let path = request.uri().path().to_string();
     if path == "/healthz" {
         return next.run(request).await;
@@ -92,13 +96,13 @@ pub async fn authenticate(State(auth): State<Arc<Auth>>, mut request: Request, n
         }
     } else {
         let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
-        if let Some(peer) = peer {
-            if !peer.ip().is_loopback() {
-                return Problem::forbidden(format!(
-                    "no tokens are configured, so only loopback clients are served (not {peer})"
-                ))
-                .into_response();
-            }
+        if let Some(peer) = peer
+            && !peer.ip().is_loopback()
+        {
+            return Problem::forbidden(format!(
+                "no tokens are configured, so only loopback clients are served (not {peer})"
+            ))
+            .into_response();
         }
         Caller { name: LOCAL_INITIATOR.to_string(), role: Role::Admin }
     };

@@ -2,9 +2,9 @@
 //! calls one [`crate::Handle`] method with the caller's name as initiator, and serializes the
 //! answer.
 
+use super::ApiState;
 use super::auth::Caller;
 use super::problem::{Problem, parse_body, parse_optional_body, parse_value};
-use super::ApiState;
 use crate::handle::{ComponentFilter, CreateRunOutcome};
 use axum::Router;
 use axum::body::Bytes;

@@ -146,10 +146,12 @@ impl Server {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| ServeError::Bind { addr, message: e.to_string() })?;
-        let addr = listener.local_addr().map_err(|e| ServeError::Bind { addr, message: e.to_string() })?;
+        let addr =
+            listener.local_addr().map_err(|e| ServeError::Bind { addr, message: e.to_string() })?;
         let runtime = Runtime::start(runtime_config, core, clock).await?;
         if config.import_core_inventory {
-            let summary = runtime.handle().upsert_inventory(sim.inventory(), IMPORT_INITIATOR).await;
+            let summary =
+                runtime.handle().upsert_inventory(sim.inventory(), IMPORT_INITIATOR).await;
             if let Err(error) = summary {
                 runtime.shutdown().await;
                 return Err(error.into());
