@@ -26,5 +26,7 @@ pub use run::{RUN_ROWS, RunEvent, RunEventKind, RunMachine};
 pub use service::{ServiceTable, ServiceTableError};
 pub use status::{MappingError, StatusMapper, effective_status, is_stale};
 pub use table::{Transition, TransitionTable};
-pub use target::{TARGET_ROWS, TargetEvent, TargetEventKind, TargetMachine, next_conflict_delay};
+pub use target::{
+    TARGET_ROWS, TargetEvent, TargetEventKind, TargetMachine, idempotency_key, next_conflict_delay,
+};
 pub use task::{TASK_ROWS, TaskEvent, TaskEventKind, TaskMachine};

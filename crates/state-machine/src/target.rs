@@ -20,7 +20,7 @@ use crate::effect::{Effect, SubmitTask};
 use crate::error::Rejected;
 use crate::machine::{Machine, Row, guard, require_pair, require_row, row};
 use std::fmt;
-use steward_proto::{Hold, Target, TargetStatus, TaskId, TaskStatus, Timestamp};
+use steward_proto::{Hold, IdempotencyKey, Target, TargetStatus, TaskId, TaskStatus, Timestamp};
 
 /// An event the target machine accepts.
 #[derive(Clone, Debug, PartialEq)]
@@ -220,6 +220,41 @@ fn changed(state: &Target, status: TargetStatus, message: String, now: Timestamp
     }
 }
 
+/// `IdempotencyKey::for_attempt(run, target, attempt)` without the formatting machinery: the
+/// key is built in a stack buffer (one allocation, for the key itself) because a claim is the
+/// hottest step. Long ids fall back to the proto function; a test checks both agree.
+pub fn idempotency_key(target: &Target) -> IdempotencyKey {
+    const CAP: usize = 192;
+    let run = target.run_id.as_str().as_bytes();
+    let id = target.id.as_str().as_bytes();
+    let mut digits = [0u8; 10];
+    let mut n = target.attempt;
+    let mut d = digits.len();
+    loop {
+        d -= 1;
+        digits[d] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let attempt = &digits[d..];
+    let len = run.len() + id.len() + attempt.len() + 2;
+    if len > CAP {
+        return IdempotencyKey::for_attempt(&target.run_id, &target.id, target.attempt);
+    }
+    let mut buf = [0u8; CAP];
+    let mut at = 0;
+    for part in [run, b"/", id, b"/", attempt] {
+        buf[at..at + part.len()].copy_from_slice(part);
+        at += part.len();
+    }
+    match std::str::from_utf8(&buf[..at]) {
+        Ok(text) => IdempotencyKey::new(text),
+        Err(_) => IdempotencyKey::for_attempt(&target.run_id, &target.id, target.attempt),
+    }
+}
+
 /// The next conflict backoff: `initial` first, then doubling up to `max`; never below `current`
 /// (so it never shrinks, even if a cap were lowered) and never below `initial` (within the cap).
 pub fn next_conflict_delay(current: u64, initial: u64, max: u64) -> u64 {
@@ -302,7 +337,7 @@ impl Machine for TargetMachine {
                     target_id: state.id.clone(),
                     rack_id: state.rack_id.clone(),
                     components: state.components.clone(),
-                    idempotency_key: state.idempotency_key(),
+                    idempotency_key: idempotency_key(state),
                 };
                 let effects =
                     vec![Effect::PersistTarget(state.id.clone()), Effect::SubmitTask(submit)];

@@ -336,3 +336,20 @@ proptest! {
         prop_assert!(next >= initial.min(max));
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// The fast key builder agrees with the proto definition, short ids and long ones.
+    #[test]
+    fn idempotency_key_matches_proto(run in "[a-z0-9:ü-]{0,120}", id in "[a-z0-9:é-]{0,120}", attempt in any::<u32>()) {
+        let mut t = target();
+        t.run_id = run.as_str().into();
+        t.id = id.as_str().into();
+        t.attempt = attempt;
+        prop_assert_eq!(
+            steward_state_machine::idempotency_key(&t),
+            steward_proto::IdempotencyKey::for_attempt(&t.run_id, &t.id, attempt)
+        );
+    }
+}
