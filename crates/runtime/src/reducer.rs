@@ -15,7 +15,7 @@ use crate::store::{ComponentRow, OutboxRow, Store, WriteBatch};
 use crate::webhooks::WebhookConfig;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
-use steward_planner::PlannerConfig;
+use steward_planner::{PendingKey, PlannerConfig};
 use steward_proto::{
     ComponentId, ComponentView, CreateRunRequest, EventRecord, FieldError, HistoryEntry, Hold,
     IdempotencyKey, InventoryUpsert, Observation, Rack, RackId, Run, RunId, ServiceState, Target,
@@ -220,7 +220,8 @@ pub(crate) struct Reducer {
     next_seq: u64,
     next_run_number: u64,
     target_positions: HashMap<TargetId, u32>,
-    run_holds: BTreeMap<RunId, Hold>,
+    /// Run-wide holds of the last plan: each covers the run's pending targets from its key on.
+    run_holds: BTreeMap<RunId, Vec<(PendingKey, Hold)>>,
     events: broadcast::Sender<EventRecord>,
     applier: mpsc::UnboundedSender<AfterCommit>,
     metrics: Arc<Metrics>,
@@ -672,17 +673,18 @@ impl Reducer {
                 tracing::debug!(%error, action = %description, "planner action refused");
             }
         }
-        let mut holds = BTreeMap::new();
+        let mut holds: BTreeMap<RunId, Vec<(PendingKey, Hold)>> = BTreeMap::new();
         for hold in plan.run_holds {
-            let since = match self.run_holds.get(&hold.run_id) {
-                Some(previous)
-                    if previous.gate == hold.gate && previous.message == hold.message =>
-                {
-                    previous.since
-                }
-                _ => now,
-            };
-            holds.insert(hold.run_id, Hold { gate: hold.gate, message: hold.message, since });
+            // A hold keeps its `since` while the same gate holds with the same message.
+            let since = self
+                .run_holds
+                .get(&hold.run_id)
+                .and_then(|previous| {
+                    previous.iter().find(|(_, p)| p.gate == hold.gate && p.message == hold.message)
+                })
+                .map_or(now, |(_, previous)| previous.since);
+            let entry = Hold { gate: hold.gate, message: hold.message, since };
+            holds.entry(hold.run_id).or_default().push((hold.from, entry));
         }
         self.run_holds = holds;
     }
@@ -842,14 +844,24 @@ impl Reducer {
 
     fn targets_view(&self, id: &RunId) -> Result<Vec<Target>, CommandError> {
         let ids = self.fleet.run_targets.get(id).ok_or_else(|| not_found("run", id))?;
-        let run_hold = self.run_holds.get(id);
+        let run_holds = self.run_holds.get(id).map(Vec::as_slice).unwrap_or_default();
         Ok(ids
             .iter()
             .filter_map(|t| self.fleet.targets.get(t))
             .map(|target| {
                 let mut target = target.clone();
-                if target.hold.is_none() && target.status == TargetStatus::Pending {
-                    target.hold = run_hold.cloned();
+                if target.status == TargetStatus::Pending {
+                    let key =
+                        (target.wave, self.target_positions.get(&target.id).copied().unwrap_or(0));
+                    let covering = run_holds
+                        .iter()
+                        .filter(|(from, _)| *from <= key)
+                        .max_by_key(|(from, _)| *from);
+                    if let Some((_, hold)) = covering {
+                        target.hold = Some(hold.clone());
+                    }
+                } else if !matches!(target.status, TargetStatus::Blocked) {
+                    target.hold = None;
                 }
                 target
             })
