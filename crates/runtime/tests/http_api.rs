@@ -307,6 +307,7 @@ async fn bearer_tokens_and_roles() {
         hash_token("operator-secret"),
         hash_token("admin-secret")
     );
+    let tables = format!("{tables}[default_policy]\nmax_parallel_racks = 3\nmax_attempts = 2\n");
     let steward = Steward::start(dir.path(), &fast_config("", "", &tables));
     let anonymous = steward.api();
     let viewer = steward.api_with("viewer-secret");
@@ -324,7 +325,14 @@ async fn bearer_tokens_and_roles() {
     let run = json!({"operation": {"kind": "power_on"}, "selector": {"racks": ["rack-001"]}, "dry_run": true});
     let denied = viewer.post("/v1/runs", &run).await;
     assert_eq!((denied.status, denied.content_type.as_str()), (403, "application/problem+json"));
-    assert_eq!(operator.post("/v1/runs", &run).await.status, 200);
+    let planned = operator.post("/v1/runs", &run).await;
+    assert_eq!(planned.status, 200, "{planned:?}");
+    assert_eq!(planned.body["run"]["policy"]["max_parallel_racks"], 3, "config default policy");
+    let overridden = json!({"operation": {"kind": "power_on"}, "selector": {"racks": ["rack-001"]},
+                            "policy": {"max_attempts": 1}, "dry_run": true});
+    let planned = operator.post("/v1/runs", &overridden).await;
+    assert_eq!(planned.body["run"]["policy"]["max_attempts"], 1, "the request wins");
+    assert_eq!(planned.body["run"]["policy"]["max_parallel_racks"], 3);
 
     let inventory = std::fs::read(binary_support::examples().join("inventory.json")).unwrap();
     assert_eq!(operator.post_raw("/v1/inventory", inventory.clone()).await.status, 403);
