@@ -323,7 +323,7 @@ fn unknown_component_holds_its_rack_until_observed_ready() {
         r#"
         > rack r9 is imported; Core has not reported its components yet
         > tick at 12:00:00
-        hold run-1:r9 [readiness]: component r9-c1 (compute) has no status yet (never observed); waits until Core reports it ready (1 more component not ready)
+        hold run-1:r9 [readiness]: component r9-c1 (compute) has no status yet (never observed); waits until Core reports it ready
         > tick at 12:00:00
         (nothing)
         > core reports r9-c1 HostInitializing/Discovery and r9-c2 ready
@@ -402,7 +402,7 @@ fn not_ready_with_on_not_ready_skip_is_skipped_but_unknown_still_holds() {
         > after a restart only r1's components were re-observed; r1-c1 is in use
         > tick at 12:00:00
         skip run-1:r1: component r1-c1 (compute) is in_use (Core: Assigned/Ready), which blocks firmware_control; skipped (on_not_ready skip)
-        hold run-1:r2 [readiness]: component r2-c1 (compute) has no fresh status (not re-observed since restart); waits until Core reports it ready (1 more component not ready)
+        hold run-1:r2 [readiness]: component r2-c1 (compute) has no fresh status (not re-observed since restart); waits until Core reports it ready
         "#,
     );
 }
