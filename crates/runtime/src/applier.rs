@@ -4,9 +4,10 @@
 use crate::core::{Core, SubmitOutcome, TaskRequest};
 use crate::metrics::Metrics;
 use crate::reducer::ReducerInput;
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use steward_proto::TaskId;
+use steward_proto::{IdempotencyKey, TaskId};
 use tokio::sync::{Semaphore, mpsc};
 
 /// Work that may only start after the batch recording its intent has committed.
@@ -29,7 +30,17 @@ pub(crate) async fn run(
     metrics: Arc<Metrics>,
 ) {
     let permits = Arc::new(Semaphore::new(MAX_CONCURRENT_CORE_CALLS));
+    // Keys with a submission under way: a second request for the same key (recovery racing a
+    // re-claim) waits for the first's answer instead of racing it to Core.
+    let in_flight: Arc<Mutex<HashSet<IdempotencyKey>>> = Arc::default();
     while let Some(item) = work.recv().await {
+        if let AfterCommit::Submit { request } = &item {
+            let mut keys = in_flight.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if !keys.insert(request.idempotency_key.clone()) {
+                continue;
+            }
+        }
+        let in_flight = in_flight.clone();
         let Ok(permit) = permits.clone().acquire_owned().await else { break };
         let core = core.clone();
         let reducer = reducer.clone();
@@ -37,7 +48,9 @@ pub(crate) async fn run(
         tokio::spawn(async move {
             match item {
                 AfterCommit::Submit { request } => {
-                    submit_if_absent(&*core, request, &reducer, &metrics).await
+                    let key = request.idempotency_key.clone();
+                    submit_if_absent(&*core, request, &reducer, &metrics).await;
+                    in_flight.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&key);
                 }
                 AfterCommit::Cancel { task_id } => {
                     let started = Instant::now();

@@ -13,7 +13,7 @@ use crate::handle::{
 use crate::metrics::Metrics;
 use crate::store::{ComponentRow, OutboxRow, Store, WriteBatch};
 use crate::webhooks::WebhookConfig;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use steward_planner::{PendingKey, PlannerConfig};
 use steward_proto::{
@@ -182,7 +182,10 @@ type CommandReply = (oneshot::Sender<Result<Reply, CommandError>>, Result<Reply,
 struct Batch {
     records: Vec<EventRecord>,
     racks: BTreeSet<RackId>,
-    components: BTreeSet<ComponentId>,
+    /// Components to write, in the order their effects came (the store numbers new components
+    /// in write order to keep each rack's inventory order).
+    components: Vec<ComponentId>,
+    components_seen: HashSet<ComponentId>,
     runs: BTreeSet<RunId>,
     targets: BTreeSet<TargetId>,
     tasks: BTreeSet<TaskId>,
@@ -428,7 +431,9 @@ impl Reducer {
             Effect::PersistComponent(id)
             | Effect::PersistComponentStatus(id)
             | Effect::PersistServiceState(id) => {
-                batch.components.insert(id);
+                if batch.components_seen.insert(id.clone()) {
+                    batch.components.push(id);
+                }
             }
             Effect::PersistRack(id) => {
                 batch.racks.insert(id);
