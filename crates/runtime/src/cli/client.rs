@@ -146,7 +146,11 @@ fn refusal(status: StatusCode, body: &[u8]) -> String {
     }
     if let Some(allowed) = problem.get("allowed").and_then(Value::as_array) {
         let allowed: Vec<&str> = allowed.iter().filter_map(Value::as_str).collect();
-        line.push_str(&format!(" (allowed: {})", allowed.join(", ")));
+        if allowed.is_empty() {
+            line.push_str(" (nothing is allowed from here)");
+        } else if !detail.contains("allowed") {
+            line.push_str(&format!(" (allowed: {})", allowed.join(", ")));
+        }
     }
     line
 }
@@ -159,6 +163,8 @@ mod tests {
     fn refusal_line_names_field_and_allowed() {
         let body = br#"{"type":"x","title":"t","status":409,"detail":"no","allowed":["a","b"]}"#;
         assert_eq!(refusal(StatusCode::CONFLICT, body), "HTTP 409: no (allowed: a, b)");
+        let body = br#"{"detail":"no; allowed: a","allowed":["a"]}"#;
+        assert_eq!(refusal(StatusCode::CONFLICT, body), "HTTP 409: no; allowed: a");
         let body = br#"{"detail":"bad","field":"policy.waves"}"#;
         assert_eq!(refusal(StatusCode::BAD_REQUEST, body), "HTTP 400: bad (field: policy.waves)");
         assert_eq!(refusal(StatusCode::BAD_GATEWAY, b"oops"), "HTTP 502: oops");

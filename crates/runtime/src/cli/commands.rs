@@ -527,11 +527,12 @@ async fn run_action(
 ) -> Result<i32, CliError> {
     let answer = client.post(&format!("/v1/runs/{}/{action}", segment(id)), &body).await?;
     print(json, &answer, || {
+        let reason = field(&answer, "status_reason");
+        let reason = if reason == "none" { String::new() } else { format!(" ({reason})") };
         let mut line = format!(
-            "run {}: {} ({}), wave {}",
+            "run {}: {}{reason}, wave {}",
             field(&answer, "id"),
             field(&answer, "status"),
-            field(&answer, "status_reason"),
             field(&answer, "current_wave")
         );
         let message = field(&answer, "status_message");
@@ -563,7 +564,10 @@ async fn events(client: Client, args: EventsArgs, json: bool) -> Result<i32, Cli
                         field(event, "seq"),
                         short_time(&field(event, "at")),
                         field(event, "kind"),
-                        event.get("data").map(Value::to_string).unwrap_or_default()
+                        abbreviate(
+                            &event.get("data").map(Value::to_string).unwrap_or_default(),
+                            120
+                        )
                     );
                 }
             }
@@ -573,6 +577,16 @@ async fn events(client: Client, args: EventsArgs, json: bool) -> Result<i32, Cli
             return Ok(EXIT_OK);
         }
     }
+}
+
+/// Cuts `text` to at most `max` characters, marking the cut.
+fn abbreviate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
 }
 
 /// The built-in default table of a machine (used when no server answers).
