@@ -185,8 +185,15 @@ impl<'a> Ctx<'a> {
     fn still_held(&self, run: &Run, target: &Target) -> Option<Verdict> {
         let hold = target.hold.as_ref().filter(|h| h.gate == Gate::Readiness)?;
         let named = hold.message.strip_prefix("component ")?.split(' ').next()?;
-        let id = target.components.iter().find(|c| c.as_str() == named)?;
-        let entry = self.fleet.components.get(id);
+        // One lookup by name; then make sure the component belongs to this target, comparing
+        // pointers first (ids are shared `Arc`s, and comparing text reads every id's heap data).
+        let (id, entry) = self.fleet.components.get_key_value(named)?;
+        let same = |c: &&ComponentId| std::ptr::eq(c.as_str(), id.as_str());
+        let id = match target.components.iter().find(same) {
+            Some(id) => id,
+            None => target.components.iter().find(|c| *c == id)?,
+        };
+        let entry = Some(entry);
         let class = run.operation.class();
         let ready = entry.is_some_and(|e| match &e.status {
             Some(status) => {
