@@ -13,11 +13,12 @@ use criterion::{
 };
 use std::sync::Arc;
 use steward_proto::{
-    ComponentId, ComponentKind, Operation, Run, RunPolicy, RunStatus, RunStatusReason, Selector,
-    StatusCounts, Target, TargetStatus, TaskId, TaskStatus, Timestamp, Wave,
+    ComponentId, ComponentKind, Operation, RackSpec, Run, RunPolicy, RunStatus, RunStatusReason,
+    Selector, StatusCounts, Target, TargetId, TargetStatus, TaskId, TaskStatus, Timestamp, Wave,
 };
 use steward_state_machine::{
-    Machine, RunEvent, RunMachine, StatusMapper, TargetEvent, TargetMachine,
+    Fleet, FleetConfig, FleetEvent, Machine, RunEvent, RunMachine, StatusMapper, TargetEvent,
+    TargetMachine,
 };
 
 fn t0() -> Timestamp {
@@ -215,6 +216,65 @@ fn status_derivation<M: Measurement>(c: &mut Criterion<M>) {
     group.finish();
 }
 
+/// A fleet with one rack and one running run whose single target is pending.
+fn small_fleet() -> Fleet {
+    let mut fleet = Fleet::new(FleetConfig::default());
+    let now = t0();
+    let rack = RackSpec {
+        id: "rack-0001".into(),
+        name: String::new(),
+        location: Default::default(),
+        labels: Default::default(),
+        components: vec![],
+    };
+    fleet.apply(&FleetEvent::InventoryUpserted { racks: vec![rack] }, now).unwrap();
+    let mut run = run();
+    run.status = RunStatus::Pending;
+    run.current_wave = 0;
+    run.waves.truncate(1);
+    run.waves[0].size = 1;
+    run.policy.max_attempts = u32::MAX;
+    run.policy.retry_backoff_seconds = 0;
+    fleet
+        .apply(&FleetEvent::RunCreated { run: Box::new(run), targets: vec![target()] }, now)
+        .unwrap();
+    fleet.apply(&FleetEvent::RunStarted { run_id: "run-0001".into() }, now).unwrap();
+    fleet
+}
+
+fn fleet_steps<M: Measurement>(c: &mut Criterion<M>) {
+    let now = t0();
+    let target_id = TargetId::new("run-0001:rack-0001");
+    // A cycle that can repeat forever: the task fails, the target goes back to pending with the
+    // next attempt (no backoff, unlimited attempts) and is claimed again.
+    let events = [
+        FleetEvent::TargetClaimed {
+            target_id: target_id.clone(),
+            lease_until: now + TimeDelta::seconds(30),
+        },
+        FleetEvent::TargetSubmitted { target_id: target_id.clone(), task_id: "task-0001".into() },
+        FleetEvent::TaskObserved {
+            task_id: "task-0001".into(),
+            target_id,
+            status: TaskStatus::Failed,
+            message: String::new(),
+            component_results: Default::default(),
+        },
+    ];
+    let mut fleet = small_fleet();
+    let mut group = c.benchmark_group(format!("{}/fleet", prefix::<M>()));
+    group.sampling_mode(SamplingMode::Flat);
+    group.throughput(Throughput::Elements(3));
+    group.bench_function("claim_submit_task_failed_retry", |b| {
+        b.iter(|| {
+            for event in &events {
+                black_box(fleet.apply(event, now).unwrap());
+            }
+        })
+    });
+    group.finish();
+}
+
 fn prefix<M: Measurement>() -> &'static str {
     if std::any::type_name::<M>().ends_with("ThreadCpu") { "cpu" } else { "wall" }
 }
@@ -223,11 +283,13 @@ criterion_group!(
     wall,
     target_steps::<WallTime>,
     run_steps::<WallTime>,
-    status_derivation::<WallTime>
+    status_derivation::<WallTime>,
+    fleet_steps::<WallTime>
 );
 criterion_group! {
     name = cpu;
     config = Criterion::default().with_measurement(ThreadCpu);
-    targets = target_steps::<ThreadCpu>, run_steps::<ThreadCpu>, status_derivation::<ThreadCpu>
+    targets = target_steps::<ThreadCpu>, run_steps::<ThreadCpu>, status_derivation::<ThreadCpu>,
+        fleet_steps::<ThreadCpu>
 }
 criterion_main!(wall, cpu);
