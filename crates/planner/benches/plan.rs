@@ -186,6 +186,26 @@ fn build(racks: usize, stage: Stage) -> (Fleet, Timestamp) {
                 active += 1;
             }
         }
+        // Small runs may lack ready targets to fill the slots: Core runs whatever it was given.
+        let ids: Vec<_> = fleet.run_targets[&run_id].clone();
+        for id in ids {
+            if active == busy {
+                break;
+            }
+            if fleet.targets[&id].status != TargetStatus::Pending {
+                continue;
+            }
+            let lease_until = now + Duration::seconds(3600);
+            apply(
+                &mut fleet,
+                FleetEvent::TargetClaimed { target_id: id.clone(), lease_until },
+                now,
+            );
+            task += 1;
+            let task_id = TaskId::new(format!("task-{task}"));
+            apply(&mut fleet, FleetEvent::TargetSubmitted { target_id: id, task_id }, now);
+            active += 1;
+        }
     }
     if stage != Stage::Start {
         // Steady state: the holds of earlier ticks are stored, so this plan repeats none.

@@ -14,12 +14,10 @@ fn kinds(list: &[ComponentKind]) -> Option<KindSet> {
     Some(set)
 }
 
-fn decide(
-    rules: &ConflictRules,
-    a: (&str, &[ComponentKind]),
-    b: (&str, &[ComponentKind]),
-    overlap: bool,
-) -> String {
+/// One task of a pair: operation name and the kinds of its components.
+type Side<'a> = (&'a str, &'a [ComponentKind]);
+
+fn decide(rules: &ConflictRules, a: Side<'_>, b: Side<'_>, overlap: bool) -> String {
     let fa = TaskFacts { operation: a.0, kinds: kinds(a.1) };
     let fb = TaskFacts { operation: b.0, kinds: kinds(b.1) };
     let forward = rules.decide(&fa, &fb, overlap);
@@ -39,7 +37,7 @@ fn decide(
 #[test]
 fn default_rules_decision_table() {
     let rules = ConflictRules::default();
-    let table: &[((&str, &[ComponentKind]), (&str, &[ComponentKind]), bool, &str)] = &[
+    let table: &[(Side, Side, bool, &str)] = &[
         (
             ("power_cycle", &[PowerShelf]),
             ("firmware_update", &[Compute]),
