@@ -37,6 +37,9 @@ use steward_state_machine::{Fleet, FleetConfig};
 /// retryable error.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Page cache per connection, in KiB (as `PRAGMA cache_size` takes it: negative means KiB).
+const CACHE_SIZE_KIB: i64 = -65_536;
+
 /// Prepared statements kept per connection (every statement the store runs fits).
 const STATEMENT_CACHE: usize = 64;
 
@@ -241,6 +244,8 @@ impl Store {
         }
         conn.pragma_update(None, "synchronous", opts.synchronous.pragma_value())?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Keep the hot state rows in memory: a 64 MiB page cache (the default is 2 MiB).
+        conn.pragma_update(None, "cache_size", CACHE_SIZE_KIB)?;
         schema::MIGRATIONS.to_latest(&mut conn)?;
         Ok(Store { conn })
     }
@@ -551,4 +556,67 @@ fn outbox_row(row: &rusqlite::Row<'_>) -> Result<OutboxRow, StoreError> {
         delivered_at: parse_opt_ts(row.get(7)?, || format!("outbox row {id} column delivered_at"))?,
         last_error: row.get(8)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn pragma(store: &Store, name: &str) -> String {
+        store
+            .conn
+            .pragma_query_value(None, name, |row| row.get::<_, rusqlite::types::Value>(0))
+            .map(|value| match value {
+                rusqlite::types::Value::Integer(n) => n.to_string(),
+                rusqlite::types::Value::Text(text) => text,
+                other => format!("{other:?}"),
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn open_sets_the_pragmas() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.db");
+        for (synchronous, expected) in
+            [(Synchronous::Off, "0"), (Synchronous::Normal, "1"), (Synchronous::Full, "2")]
+        {
+            let store = Store::open(&path, &StoreOptions { synchronous }).unwrap();
+            assert_eq!(pragma(&store, "journal_mode"), "wal");
+            assert_eq!(pragma(&store, "synchronous"), expected);
+            assert_eq!(pragma(&store, "foreign_keys"), "1");
+            assert_eq!(pragma(&store, "busy_timeout"), "5000");
+            assert_eq!(pragma(&store, "cache_size"), CACHE_SIZE_KIB.to_string());
+            assert_eq!(pragma(&store, "user_version"), SCHEMA_VERSION.to_string());
+        }
+    }
+
+    #[test]
+    fn busy_and_locked_are_retryable() {
+        let busy = |code| {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(code),
+                None,
+            ))
+        };
+        assert!(busy(rusqlite::ffi::SQLITE_BUSY).is_retryable());
+        assert!(busy(rusqlite::ffi::SQLITE_LOCKED).is_retryable());
+        assert!(!busy(rusqlite::ffi::SQLITE_CONSTRAINT).is_retryable());
+        assert!(!StoreError::OutboxRowNotFound { id: 1 }.is_retryable());
+    }
+
+    #[test]
+    fn a_busy_database_fails_retryably_after_the_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("busy.db");
+        let mut store = Store::open(&path, &StoreOptions::default()).unwrap();
+        store.conn.busy_timeout(Duration::from_millis(50)).unwrap();
+        let other = Connection::open(&path).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE;").unwrap();
+        let err = store.commit(&WriteBatch::default()).unwrap_err();
+        assert!(err.is_retryable(), "{err:?}");
+        other.execute_batch("COMMIT;").unwrap();
+        store.commit(&WriteBatch::default()).unwrap();
+    }
 }
