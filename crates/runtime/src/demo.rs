@@ -235,8 +235,9 @@ async fn act_on_pause(
             progress.note(
                 "  SAFETY GATE: the run stopped dispatching. The operator inspects the failed",
             );
-            progress
-                .note("  racks, fixes the fault and resumes: POST /v1/runs/ID/resume acknowledges");
+            progress.note(&format!(
+                "  racks, fixes the fault and resumes: POST /v1/runs/{id}/resume acknowledges"
+            ));
             progress.note(
                 "  these failures (recorded in the event log), so the gate counts only new ones",
             );

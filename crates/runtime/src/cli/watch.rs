@@ -60,7 +60,7 @@ impl Progress {
     pub fn new(total: u64) -> Self {
         let bar = ProgressBar::new(total);
         let style = ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:30.cyan/blue} {pos}/{len} {msg}",
+            "{spinner} [{elapsed_precise}] {bar:30.cyan/blue} {pos}/{len} {wide_msg}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar());
         bar.set_style(style);
