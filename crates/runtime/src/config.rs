@@ -261,12 +261,18 @@ impl Config {
         Self::from_toml_str(&text)
     }
 
-    /// The listen address, parsed.
+    /// The listen address, parsed (`IP:PORT`, or `HOST:PORT` resolved once, e.g. `localhost:7070`).
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
-        self.listen.parse().map_err(|e| {
+        if let Ok(addr) = self.listen.parse() {
+            return Ok(addr);
+        }
+        let resolved = std::net::ToSocketAddrs::to_socket_addrs(self.listen.as_str())
+            .ok()
+            .and_then(|mut addrs| addrs.next());
+        resolved.ok_or_else(|| {
             ConfigError::invalid(
                 "listen",
-                format!("{:?} is not an address like 127.0.0.1:7070 ({e})", self.listen),
+                format!("{:?} is not an address like 127.0.0.1:7070", self.listen),
             )
         })
     }
@@ -480,6 +486,8 @@ mod tests {
     #[test]
     fn semantic_errors_name_the_key() {
         assert_eq!(invalid_key("listen = \"nope\""), "listen");
+        let local = Config { listen: "localhost:7070".into(), ..Config::default() };
+        assert!(local.listen_addr().unwrap().ip().is_loopback());
         assert_eq!(invalid_key("listen = \"0.0.0.0:7070\""), "listen");
         assert_eq!(invalid_key("plan_interval_ms = 0"), "plan_interval_ms");
         assert_eq!(
