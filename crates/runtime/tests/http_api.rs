@@ -352,5 +352,58 @@ async fn bearer_tokens_and_roles() {
         items(&events["events"]).iter().any(|e| e["data"].to_string().contains("\"ops\"")),
         "the initiator is in the event log"
     );
+
+    // The CLI sends its token; without one it is refused with exit 1.
+    let (code, out, err) =
+        binary_support::outcome(&steward.cli(&["--token", "viewer-secret", "racks", "list"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("rack-001"));
+    let (code, _, err) = binary_support::outcome(&steward.cli(&["racks", "list"]));
+    assert_eq!(code, 1);
+    assert!(err.contains("401"), "{err}");
+    let (code, _, err) = binary_support::outcome(&steward.cli(&[
+        "--token",
+        "viewer-secret",
+        "service",
+        "set",
+        "rack-001-node-01",
+        "maintenance",
+    ]));
+    assert_eq!(code, 1);
+    assert!(err.contains("403"), "{err}");
+    assert!(steward.stop().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn site_tables_from_config() {
+    let dir = temp_dir();
+    let tables = "[service_states]\ninitial = \"in_service\"\n\
+                  states = [\"in_service\", \"drained\", \"repair\"]\n\
+                  [service_states.transitions]\nin_service = [\"drained\"]\n\
+                  drained = [\"in_service\", \"repair\"]\nrepair = [\"drained\"]\n\
+                  [phase_mapping.words.compute]\nFrobnicating = \"in_use\"\n\
+                  [phase_mapping.blocked]\nin_use = [\"power_control\"]\n";
+    let steward = Steward::start(dir.path(), &fast_config("", "", tables));
+    let api = steward.api();
+
+    let service = api.ok("/v1/machines/service").await;
+    assert_eq!(service["states"], json!(["in_service", "drained", "repair"]));
+    let path = "/v1/components/rack-001-node-01/service-state";
+    let refused = api.post(path, &json!({"to": "maintenance"})).await;
+    assert_eq!(refused.status, 409, "the default table is replaced: {refused:?}");
+    assert_eq!(refused.body["allowed"], json!(["drained"]));
+    assert_eq!(api.post(path, &json!({"to": "drained"})).await.status, 200);
+    assert_eq!(api.post(path, &json!({"to": "repair"})).await.status, 200);
+
+    let observed = api
+        .post(
+            "/v1/observations",
+            &json!([{"component_id": "rack-002-compute-01", "controller_state": "Frobnicating/x"}]),
+        )
+        .await;
+    assert_eq!(observed.status, 200, "{observed:?}");
+    let component = api.ok("/v1/components/rack-002-compute-01").await;
+    assert_eq!(component["status"]["phase"], "in_use", "the site word maps to in_use");
+    assert_eq!(component["status"]["blocked_operations"], json!(["power_control"]));
     assert!(steward.stop().success());
 }
