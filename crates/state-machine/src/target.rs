@@ -200,6 +200,8 @@ pub(crate) fn add_seconds(now: Timestamp, seconds: u64) -> Timestamp {
 }
 
 /// A copy of `state` in `status` with `message`, stamped `now` (the old message is not cloned).
+/// Inlined so the new target is built in place rather than copied through return slots.
+#[inline(always)]
 fn changed(state: &Target, status: TargetStatus, message: String, now: Timestamp) -> Target {
     Target {
         id: state.id.clone(),
@@ -313,7 +315,16 @@ impl Machine for TargetMachine {
         let kind = event.kind();
         require_pair::<Self>(from, kind)?;
         let refuse = |why: String| Err(guard::<Self>(from, kind, why));
-        let (next, effects) = match event {
+        // Every arm ends in `accept!`, which checks the outcome row and returns straight into
+        // the result (no intermediate tuple: a target is large, and moves are memcpys).
+        macro_rules! accept {
+            ($next:expr, $effects:expr) => {{
+                let next: Target = $next;
+                require_row::<Self>(from, kind, next.status)?;
+                return Ok((next, $effects));
+            }};
+        }
+        match event {
             TargetEvent::Claim { lease_until } => {
                 if let Some(retry_after) = state.retry_after
                     && now < retry_after
@@ -341,14 +352,14 @@ impl Machine for TargetMachine {
                 };
                 let effects =
                     vec![Effect::PersistTarget(state.id.clone()), Effect::SubmitTask(submit)];
-                (next, effects)
+                accept!(next, effects)
             }
             TargetEvent::Submitted { task_id } => {
                 let mut next = changed(state, S::Submitted, String::from("task submitted"), now);
                 next.task_id = Some(task_id.clone());
                 next.lease_until = None;
                 next.blocked_since = None;
-                (next, vec![Effect::PersistTarget(state.id.clone())])
+                accept!(next, vec![Effect::PersistTarget(state.id.clone())])
             }
             TargetEvent::Conflict { message, initial_delay_seconds, max_delay_seconds } => {
                 let delay = next_conflict_delay(
@@ -362,7 +373,7 @@ impl Machine for TargetMachine {
                 next.retry_after = Some(add_seconds(now, delay));
                 next.blocked_since = Some(state.blocked_since.unwrap_or(now));
                 next.lease_until = None;
-                (next, vec![Effect::PersistTarget(state.id.clone())])
+                accept!(next, vec![Effect::PersistTarget(state.id.clone())])
             }
             TargetEvent::LeaseExpired => {
                 if let Some(lease_until) = state.lease_until
@@ -373,7 +384,7 @@ impl Machine for TargetMachine {
                 let text = String::from("claim lease expired before the task was submitted");
                 let mut next = changed(state, S::Pending, text, now);
                 next.lease_until = None;
-                (next, vec![Effect::PersistTarget(state.id.clone())])
+                accept!(next, vec![Effect::PersistTarget(state.id.clone())])
             }
             TargetEvent::SubmitRejected { message, max_attempts, retry_backoff_seconds } => {
                 let what = format!("Core rejected the task: {message}");
@@ -385,7 +396,7 @@ impl Machine for TargetMachine {
                     TargetStatus::Failed,
                     now,
                 );
-                (next, vec![Effect::PersistTarget(state.id.clone())])
+                accept!(next, vec![Effect::PersistTarget(state.id.clone())])
             }
             TargetEvent::TaskFinished { status, message, max_attempts, retry_backoff_seconds } => {
                 let next = match status {
@@ -410,12 +421,12 @@ impl Machine for TargetMachine {
                         ));
                     }
                 };
-                (next, vec![Effect::PersistTarget(state.id.clone())])
+                accept!(next, vec![Effect::PersistTarget(state.id.clone())])
             }
             TargetEvent::Skip { reason } => {
                 let mut next = changed(state, S::Skipped, reason.clone(), now);
                 next.hold = None;
-                (next, vec![Effect::PersistTarget(state.id.clone())])
+                accept!(next, vec![Effect::PersistTarget(state.id.clone())])
             }
             TargetEvent::Cancel { reason } => {
                 if from == S::Submitted {
@@ -428,13 +439,13 @@ impl Machine for TargetMachine {
                             target_id: state.id.clone(),
                         });
                     }
-                    (next, effects)
+                    accept!(next, effects)
                 } else {
                     let mut next =
                         changed(state, S::Skipped, format!("run cancelled: {reason}"), now);
                     next.hold = None;
                     next.lease_until = None;
-                    (next, vec![Effect::PersistTarget(state.id.clone())])
+                    accept!(next, vec![Effect::PersistTarget(state.id.clone())])
                 }
             }
             TargetEvent::SetHold { hold } => {
@@ -444,11 +455,9 @@ impl Machine for TargetMachine {
                 let mut next = state.clone();
                 next.hold = hold.clone();
                 next.updated_at = now;
-                (next, vec![Effect::PersistTarget(state.id.clone())])
+                accept!(next, vec![Effect::PersistTarget(state.id.clone())])
             }
         };
-        require_row::<Self>(from, kind, next.status)?;
-        Ok((next, effects))
     }
 }
 
