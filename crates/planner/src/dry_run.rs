@@ -67,6 +67,7 @@ pub fn dry_run_holds(
                 Verdict::Hold(gate, message) => {
                     Some(hold(gate, hold_message(policy, gate, message)))
                 }
+                Verdict::Unchanged => target.hold.clone(),
                 Verdict::Skip(gate, reason) => {
                     Some(hold(gate, format!("would be skipped: {reason}")))
                 }

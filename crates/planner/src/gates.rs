@@ -25,6 +25,8 @@ pub(crate) enum Verdict {
     Hold(Gate, String),
     /// Policy says skip it: the gate that decided and the reason.
     Skip(Gate, String),
+    /// The target's stored hold still holds, word for word (readiness fast path).
+    Unchanged,
 }
 
 /// Targets claimed earlier in the same plan, by rack, with their run's operation: they occupy
@@ -209,50 +211,22 @@ impl<'a> Ctx<'a> {
         if run.policy.on_not_ready == OnNotReady::Skip && !unknown {
             return None;
         }
-        (hold_message(&run.policy, Gate::Readiness, message.clone()) == hold.message)
-            .then_some(Verdict::Hold(Gate::Readiness, message))
+        (hold_message(&run.policy, Gate::Readiness, message) == hold.message)
+            .then_some(Verdict::Unchanged)
     }
 
     /// The inventory entries of `ids` (in the same order), `None` for unknown ids.
     ///
-    /// A rack's component ids are usually adjacent in id order, so instead of one tree
-    /// descent per id (each comparing against keys scattered over the heap), this visits the
-    /// ids in sorted order and walks a range iterator forward, seeking again only when the next
-    /// id is not close by. Same result as one `get` per id, a fraction of the cache misses.
+    /// A rack's component ids are usually adjacent in id order, so the ids are visited in
+    /// sorted order through a [`Cursor`]: a handful of neighbouring keys instead of one tree
+    /// descent per id (each comparing against keys scattered over the heap).
     fn entries(&self, ids: &[ComponentId]) -> Vec<Option<&'a ComponentEntry>> {
-        const MAX_STEPS: usize = 4;
-        let components = &self.fleet.components;
         let mut order: Vec<usize> = (0..ids.len()).collect();
         order.sort_unstable_by(|a, b| ids[*a].cmp(&ids[*b]));
         let mut out = vec![None; ids.len()];
-        let seek = |id: &ComponentId| {
-            components.range::<ComponentId, _>((Bound::Included(id), Bound::Unbounded)).peekable()
-        };
-        let mut cursor = None;
+        let mut cursor = Cursor::new(&self.fleet.components);
         for index in order {
-            let id = &ids[index];
-            let iter = cursor.get_or_insert_with(|| seek(id));
-            let mut steps = 0;
-            while let Some((key, _)) = iter.peek() {
-                if *key >= id {
-                    break;
-                }
-                if steps == MAX_STEPS {
-                    *iter = seek(id);
-                    break;
-                }
-                iter.next();
-                steps += 1;
-            }
-            if let Some((key, entry)) = iter.peek()
-                && *key == id
-            {
-                out[index] = Some(*entry);
-                iter.next();
-            } else {
-                // Unknown, or a repeated id the iterator already moved past.
-                out[index] = components.get(id);
-            }
+            out[index] = cursor.get(&ids[index]);
         }
         out
     }
@@ -302,6 +276,55 @@ impl<'a> Ctx<'a> {
                 ),
                 status.phase == Phase::Unknown,
             ),
+        }
+    }
+}
+
+/// Looks keys up in a `BTreeMap` when successive keys are usually close together (a rack's
+/// components, a run's targets in dispatch order): it walks a range iterator forward a few
+/// steps and seeks afresh only when the next key is farther away or behind. Same answers as
+/// `get`.
+pub(crate) struct Cursor<'m, K, V> {
+    map: &'m BTreeMap<K, V>,
+    iter: Option<std::iter::Peekable<std::collections::btree_map::Range<'m, K, V>>>,
+}
+
+impl<'m, K: Ord, V> Cursor<'m, K, V> {
+    const MAX_STEPS: usize = 4;
+
+    /// A cursor over `map`.
+    pub fn new(map: &'m BTreeMap<K, V>) -> Self {
+        Self { map, iter: None }
+    }
+
+    /// The value of `key`, if present.
+    pub fn get(&mut self, key: &K) -> Option<&'m V> {
+        let map = self.map;
+        let seek = || map.range::<K, _>((Bound::Included(key), Bound::Unbounded)).peekable();
+        let iter = self.iter.get_or_insert_with(seek);
+        let mut steps = 0;
+        while let Some((next, _)) = iter.peek() {
+            if *next >= key {
+                break;
+            }
+            if steps == Self::MAX_STEPS {
+                *iter = seek();
+                break;
+            }
+            iter.next();
+            steps += 1;
+        }
+        match iter.peek() {
+            Some((next, value)) if *next == key => {
+                let value = *value;
+                iter.next();
+                Some(value)
+            }
+            // Absent, or behind the cursor (keys out of order): ask the map and start over.
+            _ => {
+                *iter = seek();
+                map.get(key)
+            }
         }
     }
 }
@@ -398,4 +421,35 @@ pub(crate) fn safety_trip(run: &Run) -> Option<String> {
 /// A timestamp as operators read it.
 pub(crate) fn fmt_time(at: Timestamp) -> String {
     at.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::Cursor;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// The cursor answers exactly like `BTreeMap::get`, whatever the query order.
+        #[test]
+        fn cursor_agrees_with_get(
+            keys in prop::collection::btree_set(0u32..200, 0..80),
+            queries in prop::collection::vec(0u32..210, 0..60),
+        ) {
+            let map: BTreeMap<u32, u32> = keys.iter().map(|k| (*k, k * 10)).collect();
+            let mut cursor = Cursor::new(&map);
+            for q in &queries {
+                prop_assert_eq!(cursor.get(q), map.get(q));
+            }
+            let mut sorted = queries.clone();
+            sorted.sort_unstable();
+            let mut cursor = Cursor::new(&map);
+            for q in &sorted {
+                prop_assert_eq!(cursor.get(q), map.get(q));
+            }
+        }
+    }
 }

@@ -23,7 +23,7 @@
 
 use crate::conflict::ConflictRules;
 use crate::gates::{
-    Claimed, Ctx, Verdict, fmt_time, hold_message, maintenance_window, safety_trip,
+    Claimed, Ctx, Cursor, Verdict, fmt_time, hold_message, maintenance_window, safety_trip,
 };
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -409,6 +409,8 @@ fn plan_run_dispatch<'a>(ctx: &Ctx<'a>, run: &'a Run, st: &mut PlanState<'a>) {
     let ids = fleet.run_targets.get(&run.id);
     let mut holds: Vec<RunHold> = Vec::new();
     let next_key = (current.saturating_add(1), 0);
+    // A run's targets in dispatch order are usually neighbours in id order ("run:rack").
+    let mut targets = Cursor::new(&fleet.targets);
     for &key in pending.into_iter().flat_map(|p| p.range(..next_key)) {
         let in_flight = st.global_active + claimed_here.len() as u64;
         if run_free == 0 {
@@ -440,7 +442,7 @@ fn plan_run_dispatch<'a>(ctx: &Ctx<'a>, run: &'a Run, st: &mut PlanState<'a>) {
             break;
         }
         let Some(target) =
-            ids.and_then(|ids| ids.get(key.1 as usize)).and_then(|id| fleet.targets.get(id))
+            ids.and_then(|ids| ids.get(key.1 as usize)).and_then(|id| targets.get(id))
         else {
             continue;
         };
@@ -457,7 +459,12 @@ fn plan_run_dispatch<'a>(ctx: &Ctx<'a>, run: &'a Run, st: &mut PlanState<'a>) {
             Verdict::Skip(_, reason) => {
                 actions.push(Action::Skip { target_id: target.id.clone(), reason });
             }
-            Verdict::Hold(gate, message) => {
+            verdict @ (Verdict::Unchanged | Verdict::Hold(..)) => {
+                // `Unchanged`: the stored hold stands word for word; only its age can matter.
+                let (gate, message) = match verdict {
+                    Verdict::Hold(gate, message) => (gate, Some(message)),
+                    _ => (target.hold.as_ref().map_or(Gate::Readiness, |h| h.gate), None),
+                };
                 let previous = target.hold.as_ref().filter(|h| h.gate == gate);
                 if let (Gate::Readiness, Some(max_wait), Some(previous)) =
                     (gate, policy.max_wait_seconds, previous)
@@ -465,10 +472,15 @@ fn plan_run_dispatch<'a>(ctx: &Ctx<'a>, run: &'a Run, st: &mut PlanState<'a>) {
                 {
                     // Abandon this run's other decisions: a pausing run claims nothing.
                     st.plan.examined += examined;
+                    let suffix = format!(" (the run pauses after {max_wait}s of waiting)");
+                    let message = message.unwrap_or_else(|| {
+                        let stored = &previous.message;
+                        stored.strip_suffix(&suffix).unwrap_or(stored).to_string()
+                    });
                     let text = format!(
                         "target {} (rack {}) has waited for readiness since {} (over \
-                             max_wait_seconds {max_wait}): {message}; fix the component and \
-                             resume (the wait starts over), or cancel the run",
+                         max_wait_seconds {max_wait}): {message}; fix the component and resume \
+                         (the wait starts over), or cancel the run",
                         target.id,
                         target.rack_id,
                         fmt_time(previous.since)
@@ -478,6 +490,7 @@ fn plan_run_dispatch<'a>(ctx: &Ctx<'a>, run: &'a Run, st: &mut PlanState<'a>) {
                     st.plan.actions.push(Action::Hold { target_id: target.id.clone(), hold: None });
                     return;
                 }
+                let Some(message) = message else { continue };
                 let since = previous.map_or(now, |h| h.since);
                 let hold = Hold { gate, message: hold_message(policy, gate, message), since };
                 if target.hold.as_ref() != Some(&hold) {
