@@ -401,3 +401,60 @@ fn run_creation_is_validated() {
         "{r:?}"
     );
 }
+
+#[test]
+fn conflict_uses_the_run_policy_and_holds_are_persisted_only_on_change() {
+    let mut f = fleet();
+    apply(&mut f, &inventory(&["r1"]), t0()).unwrap();
+    let mut policy = RunPolicy::default();
+    policy.conflict_retry.initial_delay_seconds = 10;
+    policy.conflict_retry.max_delay_seconds = 15;
+    apply(&mut f, &run_created("run-1", &[&["r1"]], policy), t0()).unwrap();
+    apply(&mut f, &FleetEvent::RunStarted { run_id: "run-1".into() }, t0()).unwrap();
+    let t1 = tid("run-1", "r1");
+    let hold = steward_proto::Hold {
+        gate: steward_proto::Gate::Readiness,
+        message: "r1-c1 is initializing".into(),
+        since: t0(),
+    };
+    let held = FleetEvent::TargetHeld { target_id: t1.clone(), hold: Some(hold) };
+    assert_eq!(apply(&mut f, &held, t0()).unwrap().len(), 1);
+    assert!(apply(&mut f, &held, at(1)).unwrap().is_empty());
+    let mut delays = Vec::new();
+    let mut now = 0;
+    for _ in 0..3 {
+        let claim = FleetEvent::TargetClaimed { target_id: t1.clone(), lease_until: at(now + 30) };
+        apply(&mut f, &claim, at(now)).unwrap();
+        assert_eq!(f.targets[&t1].hold, None, "a claim clears the hold");
+        let conflict = FleetEvent::TargetConflict { target_id: t1.clone(), message: "busy".into() };
+        apply(&mut f, &conflict, at(now)).unwrap();
+        let target = &f.targets[&t1];
+        assert_eq!(target.status, TargetStatus::Blocked);
+        assert!(f.rack_active["r1"].contains(&t1), "blocked targets occupy the rack");
+        delays.push(target.conflict_delay_seconds);
+        now += target.conflict_delay_seconds as i64;
+    }
+    assert_eq!(delays, vec![10, 15, 15]);
+}
+
+#[test]
+fn rebuild_indexes_reproduces_the_incremental_indexes() {
+    let mut f = fleet();
+    apply(&mut f, &inventory(&["r1", "r2"]), t0()).unwrap();
+    let policy = RunPolicy { max_parallel_racks: 2, ..RunPolicy::default() };
+    apply(&mut f, &run_created("run-1", &[&["r1"], &["r2"]], policy), t0()).unwrap();
+    apply(&mut f, &FleetEvent::RunStarted { run_id: "run-1".into() }, t0()).unwrap();
+    let claim = FleetEvent::TargetClaimed { target_id: tid("run-1", "r1"), lease_until: at(30) };
+    apply(&mut f, &claim, t0()).unwrap();
+    let mut loaded = f.clone();
+    loaded.target_positions.clear();
+    loaded.run_pending.clear();
+    loaded.run_active.clear();
+    loaded.rack_active.clear();
+    loaded.active_total = 0;
+    assert!(loaded.check_invariants().is_err());
+    loaded.rebuild_indexes();
+    loaded.check_invariants().unwrap();
+    assert!(loaded.persisted_eq(&f));
+    assert_eq!(loaded.target_positions, f.target_positions);
+}
