@@ -193,9 +193,30 @@ async fn every_client_command() {
     assert_eq!(code, 2, "{err}");
     let (code, _, _) = run(&["run", "create", "--op", "power_on"]);
     assert_eq!(code, 2);
-    let (code, _, _) =
-        run(&["run", "create", "--op", "power_on", "--all", "--wave", "1", "--wave", "5%"]);
+    let (code, _, _) = run(&["run", "create", "--op", "power_on", "--all", "--wave", "x"]);
     assert_eq!(code, 2);
+    // Mixed wave specs: a canary rack, 25% of the six racks (rounded up), then the rest.
+    let (code, out, err) = run(&[
+        "--json",
+        "run",
+        "create",
+        "--op",
+        "power_on",
+        "--all",
+        "--wave",
+        "1",
+        "--wave",
+        "25%",
+        "--dry-run",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let sizes: Vec<u64> = json_of(&out)["run"]["waves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["size"].as_u64().unwrap())
+        .collect();
+    assert_eq!(sizes, vec![1, 2, 3]);
     let (code, _, _) = run(&["frobnicate"]);
     assert_eq!(code, 2);
     // A refused policy exits 1 and names the field.

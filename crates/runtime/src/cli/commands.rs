@@ -308,8 +308,9 @@ fn targets_table(targets: &Value) -> String {
     render(&["RACK", "WAVE", "STATUS", "ATTEMPT", "TASK", "MESSAGE", "HOLD"], &rows)
 }
 
-/// Builds the `POST /v1/runs` body from `run create` flags.
-pub fn create_body(args: &CreateArgs) -> Result<Value, CliError> {
+/// Builds the `POST /v1/runs` body from `run create` flags, and the mixed wave specs still to
+/// resolve against the number of targets, if any.
+pub fn create_body(args: &CreateArgs) -> Result<(Value, Option<Vec<WavePart>>), CliError> {
     let operation = match args.op {
         OpArg::PowerOn => json!({"kind": "power_on"}),
         OpArg::PowerOff => json!({"kind": "power_off"}),
@@ -352,8 +353,14 @@ pub fn create_body(args: &CreateArgs) -> Result<Value, CliError> {
     if let Some(n) = args.max_parallel {
         policy.insert("max_parallel_racks".into(), json!(n));
     }
+    let mut mixed = None;
     if !args.waves.is_empty() {
-        policy.insert("waves".into(), parse_waves(&args.waves)?);
+        match parse_waves(&args.waves)? {
+            WaveArg::Spec(spec) => {
+                policy.insert("waves".into(), spec);
+            }
+            WaveArg::Mixed(parts) => mixed = Some(parts),
+        }
     }
     let scope = match args.gate_scope {
         ScopeArg::Wave => "current_wave",
@@ -393,7 +400,22 @@ pub fn create_body(args: &CreateArgs) -> Result<Value, CliError> {
     if args.dry_run {
         body["dry_run"] = json!(true);
     }
-    Ok(body)
+    Ok((body, mixed))
+}
+
+/// Resolves mixed wave specs: a dry run without waves tells how many targets the run has.
+async fn resolve_mixed(
+    client: &Client,
+    body: &mut Value,
+    parts: &[WavePart],
+) -> Result<(), CliError> {
+    let mut probe = body.clone();
+    probe["dry_run"] = json!(true);
+    let plan = client.post("/v1/runs", &probe).await?;
+    let total = plan.get("targets").and_then(Value::as_array).map_or(0, Vec::len);
+    let sizes = resolve_waves(parts, u32::try_from(total).unwrap_or(u32::MAX));
+    body["policy"]["waves"] = json!({"count": sizes});
+    Ok(())
 }
 
 fn policy_object(text: &str) -> Result<Map<String, Value>, CliError> {
@@ -411,42 +433,106 @@ fn policy_object(text: &str) -> Result<Map<String, Value>, CliError> {
     }
 }
 
-/// Parses `--wave` specs: all `N` (counts), all `N%` (percentages, a remainder under 100
-/// becomes a last wave), or one `equal:N`.
-pub fn parse_waves(specs: &[String]) -> Result<Value, CliError> {
+/// One `--wave` spec.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WavePart {
+    /// A number of racks.
+    Count(u32),
+    /// A percentage of the run's racks.
+    Percent(u32),
+}
+
+/// Parsed `--wave` specs: a policy `waves` value, or counts and percentages mixed (resolved to
+/// counts once the number of targets is known, e.g. `--wave 1 --wave 25%`: a canary rack, a
+/// quarter of the racks, then the rest).
+#[derive(Clone, Debug, PartialEq)]
+pub enum WaveArg {
+    /// Ready to send.
+    Spec(Value),
+    /// Needs the number of targets.
+    Mixed(Vec<WavePart>),
+}
+
+/// Parses `--wave` specs: all `N` (counts; the remainder becomes a last wave), all `N%`
+/// (percentages; a remainder under 100 becomes a last wave), one `equal:N`, or a mix of `N` and
+/// `N%`.
+pub fn parse_waves(specs: &[String]) -> Result<WaveArg, CliError> {
     let bad = |spec: &str| {
-        CliError::Usage(format!(
-            "--wave {spec:?}: expected N (racks), N% (percent) or equal:N; don't mix kinds"
-        ))
+        CliError::Usage(format!("--wave {spec:?}: expected N (racks), N% (percent) or equal:N"))
     };
     if let [single] = specs
         && let Some(count) = single.strip_prefix("equal:")
     {
         let count: u32 = count.parse().map_err(|_| bad(single))?;
-        return Ok(json!({"equal": {"count": count}}));
+        return Ok(WaveArg::Spec(json!({"equal": {"count": count}})));
     }
-    if specs.iter().all(|s| s.ends_with('%')) {
-        let mut parts = Vec::new();
-        for spec in specs {
-            parts.push(spec.trim_end_matches('%').parse::<u32>().map_err(|_| bad(spec))?);
-        }
-        let sum: u32 = parts.iter().sum();
-        if sum < 100 {
-            parts.push(100 - sum);
-        }
-        return Ok(json!({"percentage": parts}));
-    }
-    let mut counts = Vec::new();
+    let mut parts = Vec::new();
     for spec in specs {
-        counts.push(spec.parse::<u32>().map_err(|_| bad(spec))?);
+        let part = match spec.strip_suffix('%') {
+            Some(percent) => WavePart::Percent(percent.parse().map_err(|_| bad(spec))?),
+            None => WavePart::Count(spec.parse().map_err(|_| bad(spec))?),
+        };
+        parts.push(part);
     }
-    Ok(json!({"count": counts}))
+    let percents: Vec<u32> = parts
+        .iter()
+        .filter_map(|p| match p {
+            WavePart::Percent(p) => Some(*p),
+            WavePart::Count(_) => None,
+        })
+        .collect();
+    if percents.len() == parts.len() {
+        let mut percents = percents;
+        let sum: u32 = percents.iter().sum();
+        if sum < 100 {
+            percents.push(100 - sum);
+        }
+        return Ok(WaveArg::Spec(json!({"percentage": percents})));
+    }
+    if percents.is_empty() {
+        let counts: Vec<u32> = parts
+            .iter()
+            .map(|p| match p {
+                WavePart::Count(c) | WavePart::Percent(c) => *c,
+            })
+            .collect();
+        return Ok(WaveArg::Spec(json!({"count": counts})));
+    }
+    Ok(WaveArg::Mixed(parts))
+}
+
+/// Wave sizes for `total` targets from mixed specs (a percentage rounds up, at least one rack);
+/// sizes stop where the racks run out, and what is left becomes a last wave.
+pub fn resolve_waves(parts: &[WavePart], total: u32) -> Vec<u32> {
+    let mut sizes = Vec::new();
+    let mut used = 0u32;
+    for part in parts {
+        if used >= total {
+            break;
+        }
+        let size = match *part {
+            WavePart::Count(count) => count,
+            WavePart::Percent(percent) => {
+                let size = (u64::from(total) * u64::from(percent)).div_ceil(100);
+                u32::try_from(size).unwrap_or(u32::MAX).max(1)
+            }
+        };
+        let size = size.min(total - used);
+        if size > 0 {
+            sizes.push(size);
+            used += size;
+        }
+    }
+    sizes
 }
 
 async fn run_command(client: Client, command: RunCommand, json: bool) -> Result<i32, CliError> {
     match command {
         RunCommand::Create(args) => {
-            let body = create_body(&args)?;
+            let (mut body, mixed) = create_body(&args)?;
+            if let Some(parts) = mixed {
+                resolve_mixed(&client, &mut body, &parts).await?;
+            }
             let answer = client.post("/v1/runs", &body).await?;
             if args.dry_run {
                 print(json, &answer, || {
@@ -690,7 +776,7 @@ mod tests {
         let mut full = vec!["steward", "run", "create"];
         full.extend_from_slice(args);
         match Cli::try_parse_from(full).unwrap().command {
-            Command::Run(RunCommand::Create(args)) => create_body(&args),
+            Command::Run(RunCommand::Create(args)) => create_body(&args).map(|(body, _)| body),
             _ => unreachable!(),
         }
     }
@@ -737,10 +823,25 @@ mod tests {
     #[test]
     fn wave_specs() {
         let specs = |s: &[&str]| parse_waves(&s.iter().map(|x| x.to_string()).collect::<Vec<_>>());
-        assert_eq!(specs(&["5%", "25%"]).unwrap(), json!({"percentage": [5, 25, 70]}));
-        assert_eq!(specs(&["equal:3"]).unwrap(), json!({"equal": {"count": 3}}));
-        assert_eq!(specs(&["1", "10"]).unwrap(), json!({"count": [1, 10]}));
-        assert!(specs(&["1", "25%"]).is_err());
+        let spec = |v: Value| WaveArg::Spec(v);
+        assert_eq!(specs(&["5%", "25%"]).unwrap(), spec(json!({"percentage": [5, 25, 70]})));
+        assert_eq!(specs(&["equal:3"]).unwrap(), spec(json!({"equal": {"count": 3}})));
+        assert_eq!(specs(&["1", "10"]).unwrap(), spec(json!({"count": [1, 10]})));
+        assert_eq!(
+            specs(&["1", "25%"]).unwrap(),
+            WaveArg::Mixed(vec![WavePart::Count(1), WavePart::Percent(25)])
+        );
+        assert!(specs(&["x"]).is_err());
+        assert!(specs(&["equal:x"]).is_err());
+    }
+
+    #[test]
+    fn mixed_waves_resolve_against_the_target_count() {
+        let parts = [WavePart::Count(1), WavePart::Percent(25)];
+        assert_eq!(resolve_waves(&parts, 24), vec![1, 6]);
+        assert_eq!(resolve_waves(&parts, 2), vec![1, 1]);
+        assert_eq!(resolve_waves(&parts, 1), vec![1]);
+        assert_eq!(resolve_waves(&[WavePart::Percent(10), WavePart::Count(50)], 8), vec![1, 7]);
     }
 
     #[test]

@@ -244,8 +244,9 @@ pub struct CreateArgs {
     /// Racks in flight at once.
     #[arg(long)]
     pub max_parallel: Option<u32>,
-    /// Wave sizes: `N` (racks; the remainder becomes a last wave), `N%` (percentages; a
-    /// remainder below 100 becomes a last wave) or `equal:N` (N equal waves). Repeatable.
+    /// Wave sizes: `N` (racks; the remainder becomes a last wave), `N%` (percent of the racks;
+    /// what is left becomes a last wave) or `equal:N` (N equal waves). Repeatable and mixable:
+    /// `--wave 1 --wave 25%` is a canary rack, a quarter of the racks, then the rest.
     #[arg(long = "wave", value_name = "SPEC", num_args = 1..)]
     pub waves: Vec<String>,
     /// Pause the run when this many targets failed.
