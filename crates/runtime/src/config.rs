@@ -388,11 +388,16 @@ impl Config {
 
     /// The token whose hash matches `presented`, if any (constant-time per comparison).
     pub fn find_token(&self, presented: &str) -> Option<&TokenConfig> {
-        let hash = hash_token(presented);
-        self.tokens
-            .iter()
-            .find(|t| constant_time_eq(t.sha256.to_ascii_lowercase().as_bytes(), hash.as_bytes()))
+        find_token(&self.tokens, presented)
     }
+}
+
+/// The token among `tokens` whose hash matches `presented` (constant-time per comparison).
+pub fn find_token<'a>(tokens: &'a [TokenConfig], presented: &str) -> Option<&'a TokenConfig> {
+    let hash = hash_token(presented);
+    tokens
+        .iter()
+        .find(|t| constant_time_eq(t.sha256.to_ascii_lowercase().as_bytes(), hash.as_bytes()))
 }
 
 /// Compares two byte strings without stopping at the first difference.

@@ -6,7 +6,7 @@
 //! admin named `local`. The caller's name becomes the initiator recorded in the event log.
 
 use super::problem::Problem;
-use crate::config::{Role, TokenConfig, hash_token};
+use crate::config::{Role, TokenConfig, find_token};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{Method, header};
 use axum::middleware::Next;
@@ -45,16 +45,7 @@ impl Auth {
 
     /// The caller a presented token stands for.
     fn token(&self, presented: &str) -> Option<Caller> {
-        let hash = hash_token(presented);
-        self.tokens
-            .iter()
-            .find(|t| {
-                crate::config::constant_time_eq(
-                    t.sha256.to_ascii_lowercase().as_bytes(),
-                    hash.as_bytes(),
-                )
-            })
-            .map(|t| Caller { name: t.name.clone(), role: t.role })
+        find_token(&self.tokens, presented).map(|t| Caller { name: t.name.clone(), role: t.role })
     }
 }
 
@@ -125,6 +116,7 @@ pub async fn authenticate(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::hash_token;
 
     #[test]
     fn roles_per_route() {
