@@ -18,8 +18,17 @@
 //! targets are never looked at.
 //!
 //! Holds: a target examined by the gates gets an individual hold, emitted as an action only when
-//! it differs from the stored one (`since` is kept while the gate stays the same). Every pending
-//! target the plan did not examine is covered by a [`RunHold`]; see [`RunHold::from`].
+//! it differs from the stored one (`since` is kept while the gate stays the same, so it means
+//! "held by this gate since"). Every pending target the plan did not examine is covered by a
+//! [`RunHold`]; see [`RunHold::from`]. A readiness hold names the first blocking component;
+//! while that component stays exactly as it was, the target is not re-read component by
+//! component (gates 6–7 are re-evaluated in full once it changes), which keeps a queue of
+//! not-ready racks cheap to re-plan.
+//!
+//! Timeouts: a readiness hold older than `max_wait_seconds` pauses the run
+//! (`readiness_timeout`) and clears that target's hold, so after a resume its wait starts over.
+//! A blocked target whose `blocked_since` is older than `conflict_retry.timeout_seconds`
+//! pauses the run (`conflict_retry_timeout`).
 
 use crate::conflict::ConflictRules;
 use crate::gates::{
