@@ -7,7 +7,8 @@
 //! a file with the same pragmas. It prints events/s for both and the ratio.
 //!
 //! `cargo bench -p steward-runtime --bench store_throughput` runs it; `STORE_BENCH_SECONDS`
-//! (default 3) bounds each measurement. Without `--bench` (as under `cargo test --all-targets`)
+//! (default 3) bounds each measurement and `STORE_BENCH_SYNC=off|normal` changes the
+//! `synchronous` setting of both sides (to tell CPU cost from fsync cost). Without `--bench` (as under `cargo test --all-targets`)
 //! it runs a few tiny batches as a smoke test.
 // A benchmark measures wall time, so it reads the clock the pure crates may not.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods, missing_docs)]
@@ -27,6 +28,15 @@ use steward_runtime::store::{Store, StoreOptions, Synchronous, WriteBatch};
 const RUNS: usize = 10;
 const TARGETS_PER_RUN: usize = 1000;
 const COMPONENTS_PER_TARGET: usize = 18;
+
+/// `STORE_BENCH_SYNC=off|normal|full` (default full) for both sides, to separate CPU from fsync.
+fn synchronous() -> Synchronous {
+    match std::env::var("STORE_BENCH_SYNC").as_deref() {
+        Ok("off") => Synchronous::Off,
+        Ok("normal") => Synchronous::Normal,
+        _ => Synchronous::Full,
+    }
+}
 
 fn base_time() -> Timestamp {
     Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap()
@@ -126,7 +136,7 @@ fn rows(first_seq: u64, count: usize) -> Vec<Row> {
 }
 
 fn setup_store(path: &Path) -> Store {
-    let mut store = Store::open(path, &StoreOptions { synchronous: Synchronous::Full }).unwrap();
+    let mut store = Store::open(path, &StoreOptions { synchronous: synchronous() }).unwrap();
     let mut batch = WriteBatch { runs: (0..RUNS).map(run).collect(), ..WriteBatch::default() };
     for r in 0..RUNS {
         for p in 0..TARGETS_PER_RUN {
@@ -188,7 +198,12 @@ fn setup_raw(path: &Path) -> Connection {
     let conn = Connection::open(path).unwrap();
     let _: String =
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)).unwrap();
-    conn.pragma_update(None, "synchronous", "FULL").unwrap();
+    let mode = match synchronous() {
+        Synchronous::Off => "OFF",
+        Synchronous::Normal => "NORMAL",
+        Synchronous::Full => "FULL",
+    };
+    conn.pragma_update(None, "synchronous", mode).unwrap();
     // The same page cache as the store, so the comparison is about the store's own work.
     conn.pragma_update(None, "cache_size", -65_536).unwrap();
     conn.execute_batch(RAW_SCHEMA).unwrap();
@@ -326,8 +341,9 @@ fn main() {
         .unwrap_or(if benching { 3.0 } else { 0.05 });
     let dir = tempfile::tempdir().unwrap();
     println!(
-        "store throughput, synchronous=FULL, WAL, one target row per event \
-         ({budget} s per case in {ROUNDS} alternating rounds)"
+        "store throughput, synchronous={:?}, WAL, one target row per event \
+         ({budget} s per case in {ROUNDS} alternating rounds)",
+        synchronous()
     );
     println!("{:>6} {:>14} {:>14} {:>7}", "batch", "store ev/s", "raw ev/s", "ratio");
     for batch_size in [1usize, 64, 512] {

@@ -37,6 +37,26 @@ pub(crate) fn to_json<T: Serialize + ?Sized>(
         .map_err(|err| StoreError::Encode { what: what(), message: err.to_string() })
 }
 
+/// A reusable buffer for encoding JSON columns on the commit path (no allocation per row).
+#[derive(Debug, Default)]
+pub(crate) struct JsonBuf(Vec<u8>);
+
+impl JsonBuf {
+    /// Encodes `value` into the buffer and returns it as text, valid until the next call.
+    pub(crate) fn encode<T: Serialize + ?Sized>(
+        &mut self,
+        value: &T,
+        what: impl FnOnce() -> String,
+    ) -> Result<&str, StoreError> {
+        self.0.clear();
+        let encode_error = |message: String| StoreError::Encode { what: what(), message };
+        match serde_json::to_writer(&mut self.0, value) {
+            Ok(()) => std::str::from_utf8(&self.0).map_err(|err| encode_error(err.to_string())),
+            Err(err) => Err(encode_error(err.to_string())),
+        }
+    }
+}
+
 /// Decodes a JSON column.
 pub(crate) fn from_json<T: DeserializeOwned>(
     text: &str,

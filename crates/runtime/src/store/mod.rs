@@ -22,7 +22,7 @@ pub use error::StoreError;
 pub use replay::{ReplayReport, replay_and_compare};
 pub use schema::SCHEMA_VERSION;
 
-use codec::{from_json, parse_opt_ts, parse_ts, to_i64, to_json, to_u32, to_u64, ts};
+use codec::{JsonBuf, from_json, parse_opt_ts, parse_ts, to_i64, to_u32, to_u64, ts};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -253,18 +253,19 @@ impl Store {
     /// Writes the whole batch in one immediate transaction: all of it or, on error, none of it.
     pub fn commit(&mut self, batch: &WriteBatch) -> Result<(), StoreError> {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (mut buf, mut buf2) = (JsonBuf::default(), JsonBuf::default());
         {
             let mut stmt = tx.prepare_cached(INSERT_EVENT)?;
             for event in &batch.events {
                 let seq = to_i64(event.seq, || format!("event seq {}", event.seq))?;
-                let data = to_json(&event.data, || format!("event seq {} data", event.seq))?;
+                let data = buf.encode(&event.data, || format!("event seq {} data", event.seq))?;
                 stmt.execute(params![seq, ts(&event.at), event.kind, data])?;
             }
         }
         if !batch.racks.is_empty() {
             let mut stmt = tx.prepare_cached(UPSERT_RACK)?;
             for rack in &batch.racks {
-                let data = to_json(rack, || format!("rack {}", rack.id))?;
+                let data = buf.encode(rack, || format!("rack {}", rack.id))?;
                 stmt.execute(params![rack.id.as_str(), data])?;
             }
         }
@@ -272,11 +273,11 @@ impl Store {
             let mut stmt = tx.prepare_cached(UPSERT_COMPONENT)?;
             for row in &batch.components {
                 let id = &row.component.id;
-                let data = to_json(&row.component, || format!("component {id}"))?;
+                let data = buf.encode(&row.component, || format!("component {id}"))?;
                 let status = row
                     .status
                     .as_ref()
-                    .map(|status| to_json(status, || format!("component {id} status")))
+                    .map(|status| buf2.encode(status, || format!("component {id} status")))
                     .transpose()?;
                 stmt.execute(params![
                     id.as_str(),
@@ -292,7 +293,7 @@ impl Store {
         if !batch.runs.is_empty() {
             let mut stmt = tx.prepare_cached(UPSERT_RUN)?;
             for run in &batch.runs {
-                let data = to_json(run, || format!("run {}", run.id))?;
+                let data = buf.encode(run, || format!("run {}", run.id))?;
                 stmt.execute(params![
                     run.id.as_str(),
                     run.status.as_str(),
@@ -304,7 +305,7 @@ impl Store {
         if !batch.targets.is_empty() {
             let mut stmt = tx.prepare_cached(UPSERT_TARGET)?;
             for (target, position) in &batch.targets {
-                let data = to_json(target, || format!("target {}", target.id))?;
+                let data = buf.encode(target, || format!("target {}", target.id))?;
                 stmt.execute(params![
                     target.id.as_str(),
                     target.run_id.as_str(),
@@ -319,7 +320,7 @@ impl Store {
         if !batch.tasks.is_empty() {
             let mut stmt = tx.prepare_cached(UPSERT_TASK)?;
             for task in &batch.tasks {
-                let data = to_json(task, || format!("task {}", task.id))?;
+                let data = buf.encode(task, || format!("task {}", task.id))?;
                 stmt.execute(params![
                     task.id.as_str(),
                     task.target_id.as_str(),
