@@ -65,12 +65,12 @@ pub(crate) async fn task_status(
         }
         let Ok(Ok(QueryReply::SubmittedTasks(tasks))) = answer.await else { break };
         let mut reports = Vec::with_capacity(tasks.len());
-        for task in tasks {
+        for (task, target) in tasks {
             let started = Instant::now();
             let report = core.task_status(&task).await;
             metrics.core_call("task_status", started.elapsed());
             match report {
-                Ok(report) => reports.push(report),
+                Ok(report) => reports.push((target, report)),
                 Err(error) => tracing::debug!(%error, %task, "task status poll failed"),
             }
         }

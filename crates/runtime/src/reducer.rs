@@ -37,7 +37,8 @@ pub(crate) enum ReducerInput {
     /// One full inventory sync from Core.
     CoreObservations(Vec<Observation>),
     /// Task statuses polled from Core.
-    TaskReports(Vec<TaskReport>),
+    /// Task statuses polled from Core, each with the target it serves.
+    TaskReports(Vec<(TargetId, TaskReport)>),
     /// What Core said to a submission.
     SubmitResult {
         target_id: TargetId,
@@ -153,7 +154,7 @@ pub(crate) enum QueryReply {
     Run(Box<Run>),
     Targets(Vec<Target>),
     Events(EventsPage),
-    SubmittedTasks(Vec<TaskId>),
+    SubmittedTasks(Vec<(TaskId, TargetId)>),
     Outbox(Vec<OutboxRow>),
 }
 
@@ -378,8 +379,8 @@ impl Reducer {
                 }
             }
             ReducerInput::TaskReports(reports) => {
-                for report in reports {
-                    self.task_report(report, batch);
+                for (target_id, report) in reports {
+                    self.task_report(target_id, report, batch);
                 }
             }
             ReducerInput::SubmitResult { target_id, key, result } => {
@@ -602,8 +603,7 @@ impl Reducer {
         Ok(Reply::Created(CreateRunOutcome::Created(Box::new(run))))
     }
 
-    fn task_report(&mut self, report: TaskReport, batch: &mut Batch) {
-        let Some(target_id) = self.target_of_task(&report) else { return };
+    fn task_report(&mut self, target_id: TargetId, report: TaskReport, batch: &mut Batch) {
         let event = FleetEvent::TaskObserved {
             task_id: report.task_id,
             target_id,
@@ -614,17 +614,6 @@ impl Reducer {
         if let Err(error) = self.apply(event, batch) {
             tracing::debug!(%error, "task report not applied");
         }
-    }
-
-    fn target_of_task(&self, report: &TaskReport) -> Option<TargetId> {
-        if let Some(task) = self.fleet.tasks.get(&report.task_id) {
-            return Some(task.target_id.clone());
-        }
-        self.fleet
-            .targets
-            .values()
-            .find(|t| t.task_id.as_ref() == Some(&report.task_id))
-            .map(|t| t.id.clone())
     }
 
     fn submit_result(
@@ -808,7 +797,7 @@ impl Reducer {
                     .flatten()
                     .filter_map(|id| self.fleet.targets.get(id))
                     .filter(|t| t.status == TargetStatus::Submitted)
-                    .filter_map(|t| t.task_id.clone())
+                    .filter_map(|t| Some((t.task_id.clone()?, t.id.clone())))
                     .collect(),
             )),
             Query::OutboxDue { webhook, limit } => self

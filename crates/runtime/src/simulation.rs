@@ -142,10 +142,10 @@ impl Simulation {
             inputs.push(ReducerInput::CoreObservations(observations));
         }
         let mut reports = Vec::new();
-        for task in self.submitted_tasks() {
+        for (task, target) in self.submitted_tasks() {
             self.core_calls += 1;
             if let Ok(report) = self.core.task_status(&task).await {
-                reports.push(report);
+                reports.push((target, report));
             }
         }
         inputs.push(ReducerInput::TaskReports(reports));
@@ -154,14 +154,14 @@ impl Simulation {
         Ok(())
     }
 
-    fn submitted_tasks(&self) -> Vec<steward_proto::TaskId> {
+    fn submitted_tasks(&self) -> Vec<(steward_proto::TaskId, steward_proto::TargetId)> {
         let fleet = self.reducer.fleet();
         fleet
             .run_active
             .values()
             .flatten()
             .filter_map(|id| fleet.targets.get(id))
-            .filter_map(|t| t.task_id.clone())
+            .filter_map(|t| Some((t.task_id.clone()?, t.id.clone())))
             .collect()
     }
 
