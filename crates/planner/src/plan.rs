@@ -28,7 +28,9 @@
 //! Timeouts: a readiness hold older than `max_wait_seconds` pauses the run
 //! (`readiness_timeout`) and clears that target's hold, so after a resume its wait starts over.
 //! A blocked target whose `blocked_since` is older than `conflict_retry.timeout_seconds`
-//! pauses the run (`conflict_retry_timeout`).
+//! pauses the run (`conflict_retry_timeout`). Both waits count from the run's last run-level
+//! change at the latest (`run.updated_at`: start, resume, advance), so time spent paused never
+//! counts and a resume gives a fresh timeout.
 
 use crate::conflict::ConflictRules;
 use crate::gates::{
@@ -232,6 +234,16 @@ fn secs(seconds: u64) -> chrono::Duration {
     chrono::Duration::seconds(i64::try_from(seconds).unwrap_or(i64::MAX / 1000))
 }
 
+/// " (counted from the run's last start, resume or advance at T)" when a wait's clock started
+/// later than the wait itself.
+fn counted_from(first: Timestamp, counted: Timestamp) -> String {
+    if counted > first {
+        format!(" (counted from the run's last start, resume or advance at {})", fmt_time(counted))
+    } else {
+        String::new()
+    }
+}
+
 /// The message for pending targets of a run that is not `running`.
 fn not_running_message(run: &Run) -> String {
     match run.status {
@@ -318,15 +330,19 @@ fn plan_run_dispatch<'a>(ctx: &Ctx<'a>, run: &'a Run, st: &mut PlanState<'a>) {
     }
     let timeout = policy.conflict_retry.timeout_seconds;
     for target in active.iter().filter(|t| t.status == TargetStatus::Blocked) {
-        let since = target.blocked_since.unwrap_or(target.updated_at);
+        // Counted from the later of the first conflict and the last run-level change (start,
+        // resume, advance), so a resume after this very pause gives the target a fresh timeout.
+        let first = target.blocked_since.unwrap_or(target.updated_at);
+        let since = first.max(run.updated_at);
         if now - since >= secs(timeout) {
             let message = format!(
-                "target {} (rack {}) has been blocked by rack conflicts since {} (over \
-                 conflict_retry.timeout_seconds {timeout}); last conflict: {}; resume to keep \
-                 retrying, or cancel the run",
+                "target {} (rack {}) is blocked by rack conflicts since {} and \
+                 conflict_retry.timeout_seconds {timeout} ran out{}; last conflict: {}; resume \
+                 to keep retrying, or cancel the run",
                 target.id,
                 target.rack_id,
-                fmt_time(since),
+                fmt_time(first),
+                counted_from(first, since),
                 if target.message.is_empty() { "(no message from Core)" } else { &target.message }
             );
             pause(st, RunStatusReason::ConflictRetryTimeout, message);
@@ -477,7 +493,7 @@ fn plan_run_dispatch<'a>(ctx: &Ctx<'a>, run: &'a Run, st: &mut PlanState<'a>) {
                 let previous = target.hold.as_ref().filter(|h| h.gate == gate);
                 if let (Gate::Readiness, Some(max_wait), Some(previous)) =
                     (gate, policy.max_wait_seconds, previous)
-                    && now - previous.since >= secs(max_wait)
+                    && now - previous.since.max(run.updated_at) >= secs(max_wait)
                 {
                     // Abandon this run's other decisions: a pausing run claims nothing.
                     st.plan.examined += examined;
@@ -487,12 +503,13 @@ fn plan_run_dispatch<'a>(ctx: &Ctx<'a>, run: &'a Run, st: &mut PlanState<'a>) {
                         stored.strip_suffix(&suffix).unwrap_or(stored).to_string()
                     });
                     let text = format!(
-                        "target {} (rack {}) has waited for readiness since {} (over \
-                         max_wait_seconds {max_wait}): {message}; fix the component and resume \
-                         (the wait starts over), or cancel the run",
+                        "target {} (rack {}) has waited for readiness since {} and \
+                         max_wait_seconds {max_wait} ran out{}: {message}; fix the component \
+                         and resume (the wait starts over), or cancel the run",
                         target.id,
                         target.rack_id,
-                        fmt_time(previous.since)
+                        fmt_time(previous.since),
+                        counted_from(previous.since, previous.since.max(run.updated_at))
                     );
                     pause(st, RunStatusReason::ReadinessTimeout, text);
                     // Clear the hold so the wait starts over after a resume.

@@ -223,6 +223,12 @@ fn core_conflict_blocks_then_retries_then_times_out() {
     sim.advance(10);
     t.tick(&mut sim);
     t.note(&sim.run_status("run-1"));
+    t.step("operator resumes: the timeout counts afresh from the resume");
+    sim.advance(20);
+    sim.apply(FleetEvent::RunResumed { run_id: RunId::new("run-1"), initiator: "op".into() });
+    t.tick(&mut sim);
+    sim.advance(100);
+    t.tick(&mut sim);
     check(
         &t.text(),
         r#"
@@ -238,8 +244,13 @@ fn core_conflict_blocks_then_retries_then_times_out() {
         claim run-1:r1 (lease until 2026-01-05T12:02:00Z)
         > conflict again; 100s after the first conflict the run pauses
         > tick at 12:01:40
-        pause run-1 [conflict_retry_timeout]: target run-1:r1 (rack r1) has been blocked by rack conflicts since 2026-01-05T12:00:00Z (over conflict_retry.timeout_seconds 100); last conflict: blocked by a rack conflict: rack r1 busy with an external task; retry in 120s; resume to keep retrying, or cancel the run
+        pause run-1 [conflict_retry_timeout]: target run-1:r1 (rack r1) is blocked by rack conflicts since 2026-01-05T12:00:00Z and conflict_retry.timeout_seconds 100 ran out; last conflict: blocked by a rack conflict: rack r1 busy with an external task; retry in 120s; resume to keep retrying, or cancel the run
         paused (conflict_retry_timeout) wave 1
+        > operator resumes: the timeout counts afresh from the resume
+        > tick at 12:02:00
+        (nothing)
+        > tick at 12:03:40
+        pause run-1 [conflict_retry_timeout]: target run-1:r1 (rack r1) is blocked by rack conflicts since 2026-01-05T12:00:00Z and conflict_retry.timeout_seconds 100 ran out (counted from the run's last start, resume or advance at 2026-01-05T12:02:00Z); last conflict: blocked by a rack conflict: rack r1 busy with an external task; retry in 120s; resume to keep retrying, or cancel the run
         "#,
     );
 }
@@ -333,7 +344,6 @@ fn unknown_component_holds_its_rack_until_observed_ready() {
         > core reports r9-c1 Ready
         > tick at 12:00:00
         claim run-1:r9 (lease until 2026-01-05T12:00:30Z)
-        
         "#,
     );
 }
@@ -370,12 +380,12 @@ fn readiness_wait_turns_into_a_pause_after_max_wait() {
         > tick at 12:05:00
         (nothing)
         > tick at 12:10:00
-        pause run-1 [readiness_timeout]: target run-1:r1 (rack r1) has waited for readiness since 2026-01-05T12:00:00Z (over max_wait_seconds 600): component r1-c2 (nvswitch) is initializing (Core: {"state":"configuring"}), which blocks firmware_control; waits until ready; fix the component and resume (the wait starts over), or cancel the run
+        pause run-1 [readiness_timeout]: target run-1:r1 (rack r1) has waited for readiness since 2026-01-05T12:00:00Z and max_wait_seconds 600 ran out: component r1-c2 (nvswitch) is initializing (Core: {"state":"configuring"}), which blocks firmware_control; waits until ready; fix the component and resume (the wait starts over), or cancel the run
         clear hold run-1:r1
-        waiting run-1 all pending [run_status]: run run-1 is being paused (readiness_timeout): target run-1:r1 (rack r1) has waited for readiness since 2026-01-05T12:00:00Z (over max_wait_seconds 600): component r1-c2 (nvswitch) is initializing (Core: {"state":"configuring"}), which blocks firmware_control; waits until ready; fix the component and resume (the wait starts over), or cancel the run
+        waiting run-1 all pending [run_status]: run run-1 is being paused (readiness_timeout): target run-1:r1 (rack r1) has waited for readiness since 2026-01-05T12:00:00Z and max_wait_seconds 600 ran out: component r1-c2 (nvswitch) is initializing (Core: {"state":"configuring"}), which blocks firmware_control; waits until ready; fix the component and resume (the wait starts over), or cancel the run
         stored hold: -
         > tick at 12:10:00
-        waiting run-1 all pending [run_status]: run run-1 is paused (readiness_timeout): target run-1:r1 (rack r1) has waited for readiness since 2026-01-05T12:00:00Z (over max_wait_seconds 600): component r1-c2 (nvswitch) is initializing (Core: {"state":"configuring"}), which blocks firmware_control; waits until ready; fix the component and resume (the wait starts over), or cancel the run
+        waiting run-1 all pending [run_status]: run run-1 is paused (readiness_timeout): target run-1:r1 (rack r1) has waited for readiness since 2026-01-05T12:00:00Z and max_wait_seconds 600 ran out: component r1-c2 (nvswitch) is initializing (Core: {"state":"configuring"}), which blocks firmware_control; waits until ready; fix the component and resume (the wait starts over), or cancel the run
         > operator resumes: the wait starts over
         > tick at 12:11:00
         hold run-1:r1 [readiness]: component r1-c2 (nvswitch) is initializing (Core: {"state":"configuring"}), which blocks firmware_control; waits until ready (the run pauses after 600s of waiting)
