@@ -230,8 +230,18 @@ pub fn plan(fleet: &Fleet, config: &PlannerConfig, now: Timestamp) -> Plan {
     state.plan
 }
 
+/// `seconds` as a duration, saturating at the largest one chrono represents (policies have no
+/// upper bounds, and the planner must never panic on input).
 fn secs(seconds: u64) -> chrono::Duration {
-    chrono::Duration::seconds(i64::try_from(seconds).unwrap_or(i64::MAX / 1000))
+    i64::try_from(seconds)
+        .ok()
+        .and_then(chrono::Duration::try_seconds)
+        .unwrap_or(chrono::Duration::MAX)
+}
+
+/// `at + seconds`, saturating at the latest representable time.
+fn after(at: Timestamp, seconds: u64) -> Timestamp {
+    at.checked_add_signed(secs(seconds)).unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
 }
 
 /// " (counted from the run's last start, resume or advance at T)" when a wait's clock started
@@ -365,7 +375,7 @@ fn plan_run_dispatch<'a>(ctx: &Ctx<'a>, run: &'a Run, st: &mut PlanState<'a>) {
         });
         if policy.auto_advance {
             let finished_at = finished.and_then(|w| w.finished_at).unwrap_or(run.updated_at);
-            let opens_at = finished_at + secs(policy.soak_seconds);
+            let opens_at = after(finished_at, policy.soak_seconds);
             if opens_at <= now {
                 st.plan.actions.push(Action::Advance { run_id: run.id.clone(), wave: next });
                 hold_all(
@@ -410,7 +420,7 @@ fn plan_run_dispatch<'a>(ctx: &Ctx<'a>, run: &'a Run, st: &mut PlanState<'a>) {
         return;
     }
 
-    let lease_until = now + secs(policy.claim_lease_seconds);
+    let lease_until = after(now, policy.claim_lease_seconds);
     let mut actions: Vec<Action> = Vec::new();
     let mut claimed_here: Vec<&'a Target> = Vec::new();
     let mut examined = 0u32;

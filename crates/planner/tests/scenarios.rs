@@ -528,3 +528,25 @@ fn global_limit_is_shared_by_runs_oldest_first() {
         "#,
     );
 }
+
+#[test]
+fn extreme_policy_values_never_panic() {
+    let mut sim = Sim::new(racks(2));
+    let policy = RunPolicy {
+        max_parallel_racks: u32::MAX,
+        waves: WaveSpec::Equal { count: 2 },
+        auto_advance: true,
+        soak_seconds: u64::MAX,
+        claim_lease_seconds: u64::MAX,
+        max_wait_seconds: Some(u64::MAX),
+        ..RunPolicy::default()
+    };
+    sim.create_and_start("run-1", firmware(&all(2), policy));
+    sim.config.global_max_parallel = Some(u32::MAX);
+    let first = sim.tick();
+    assert!(first.starts_with("claim run-1:r1 (lease until +262142-12-31T23:59:59Z)"), "{first}");
+    sim.submit_claimed();
+    sim.finish("run-1:r1", Completed);
+    let soak = sim.tick();
+    assert!(soak.contains("wave 2 opens at +262142-12-31T23:59:59Z"), "{soak}");
+}
