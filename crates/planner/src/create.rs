@@ -349,9 +349,9 @@ pub fn wave_sizes(spec: &WaveSpec, total: usize) -> Result<Vec<usize>, CreateErr
             let mut cumulative = 0u64;
             let mut end_before = 0usize;
             for (index, part) in parts.iter().enumerate() {
-                cumulative += u64::from(*part);
+                cumulative = cumulative.saturating_add(u64::from(*part));
                 // Round each cumulative boundary up so a small first wave still gets a target.
-                let end = usize::try_from((total as u64 * cumulative).div_ceil(100))
+                let end = usize::try_from((total as u64).saturating_mul(cumulative).div_ceil(100))
                     .unwrap_or(total)
                     .min(total);
                 if end <= end_before {
@@ -370,7 +370,7 @@ pub fn wave_sizes(spec: &WaveSpec, total: usize) -> Result<Vec<usize>, CreateErr
             Ok(sizes)
         }
         WaveSpec::Count(counts) => {
-            let wanted: usize = counts.iter().map(|c| *c as usize).sum();
+            let wanted = counts.iter().fold(0usize, |sum, c| sum.saturating_add(*c as usize));
             if wanted > total || counts.contains(&0) {
                 return Err(CreateError::Unsatisfiable {
                     field: "policy.waves.count".into(),
