@@ -58,6 +58,24 @@ pub fn router(state: ApiState) -> Router {
         .layer(axum::middleware::from_fn_with_state(auth, auth::authenticate))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(problemize))
+        .layer(axum::middleware::from_fn(access_log))
+}
+
+/// Logs every request at debug level (errors at info) with its status and latency.
+async fn access_log(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    #[allow(clippy::disallowed_methods)] // Latency of a request, for the log only.
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    if status >= 400 {
+        tracing::info!(%method, %path, status, micros, "request refused");
+    } else {
+        tracing::debug!(%method, %path, status, micros, "request");
+    }
+    response
 }
 
 /// Turns any error response that is not problem+json yet (unknown route, wrong method, a
