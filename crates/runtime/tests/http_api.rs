@@ -68,7 +68,7 @@ async fn every_route_and_a_full_run_lifecycle() {
     assert_eq!(observed.body["changed"], 1);
     let bad_observation = api.post("/v1/observations", &json!([{"component_id": "x"}])).await;
     assert_eq!(bad_observation.status, 400);
-    assert_eq!(bad_observation.body["field"], "controller_state");
+    assert_eq!(bad_observation.body["field"], "[0].controller_state");
 
     // Service states: accepted transitions, history, and a 409 naming what is allowed.
     let path = "/v1/components/rack-001-node-01/service-state";

@@ -142,26 +142,94 @@ pub fn parse_optional_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Probl
 
 /// Deserializes a JSON value into `T`; on error, finds the field the error is about.
 pub fn parse_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Problem> {
-    match serde_json::from_value::<T>(value.clone()) {
+    // Deserializing from the compact text (rather than the value) makes serde_json report the
+    // column where it stopped, which names the field for type errors too.
+    let text = value.to_string();
+    match serde_json::from_str::<T>(&text) {
         Ok(parsed) => Ok(parsed),
         Err(error) => {
             let message = error.to_string();
-            let field = locate(&value, &message);
+            let message = message.split(" at line ").next().unwrap_or_default().to_string();
+            let offset = error.column().saturating_sub(1);
+            let at = path_at(&text, offset, message.starts_with("missing field"));
+            let field = locate(&value, &message, at);
             Err(Problem::validation(field, message))
         }
     }
 }
 
-/// Finds the dotted path of the field a serde message is about. serde names the field (or
-/// variant, or missing field) between backticks; the path is found by searching the document
-/// for that key (or string value), depth first.
-fn locate(value: &serde_json::Value, message: &str) -> Option<String> {
-    let name = between_backticks(message)?;
-    if message.starts_with("missing field") {
-        return Some(name.to_string());
+/// The field an error is about: the path where parsing stopped, refined by the name serde puts
+/// between backticks (the missing field, or the unknown variant's position in the document).
+fn locate(value: &serde_json::Value, message: &str, at: String) -> Option<String> {
+    let name = between_backticks(message);
+    if let (true, Some(name)) = (message.starts_with("missing field"), name) {
+        return Some(if at.is_empty() { name.to_string() } else { format!("{at}.{name}") });
+    }
+    if let (true, Some(name)) = (message.starts_with("unknown variant"), name) {
+        let mut path = Vec::new();
+        if find(value, name, &mut path) {
+            return Some(join(&path));
+        }
+    }
+    if !at.is_empty() {
+        return Some(at);
+    }
+    name.map(str::to_string)
+}
+
+/// The path of the innermost key or array element open at byte `offset` of compact JSON text;
+/// with `object_only`, the path of the innermost open object (for a missing field).
+fn path_at(text: &str, offset: usize, object_only: bool) -> String {
+    enum Frame {
+        Object { key: Option<String>, expecting_key: bool },
+        Array { index: usize },
+    }
+    let bytes = text.as_bytes();
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() && i < offset {
+        match bytes[i] {
+            b'{' => stack.push(Frame::Object { key: None, expecting_key: true }),
+            b'[' => stack.push(Frame::Array { index: 0 }),
+            b'}' | b']' => {
+                stack.pop();
+            }
+            b',' => match stack.last_mut() {
+                Some(Frame::Object { expecting_key, .. }) => *expecting_key = true,
+                Some(Frame::Array { index }) => *index += 1,
+                None => {}
+            },
+            b'"' => {
+                let start = i + 1;
+                let mut end = start;
+                while end < bytes.len() && bytes[end] != b'"' {
+                    end += if bytes[end] == b'\\' { 2 } else { 1 };
+                }
+                if let Some(Frame::Object { key, expecting_key }) = stack.last_mut()
+                    && *expecting_key
+                {
+                    let raw = text.get(start..end.min(bytes.len())).unwrap_or_default();
+                    *key = Some(serde_json::from_str(&format!("\"{raw}\"")).unwrap_or_default());
+                    *expecting_key = false;
+                }
+                i = end;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    if object_only && let Some(Frame::Object { key, .. }) = stack.last_mut() {
+        *key = None;
     }
     let mut path = Vec::new();
-    if find(value, name, &mut path) { Some(join(&path)) } else { Some(name.to_string()) }
+    for frame in stack {
+        match frame {
+            Frame::Object { key: Some(key), .. } => path.push(Step::Key(key)),
+            Frame::Object { key: None, .. } => {}
+            Frame::Array { index } => path.push(Step::Index(index)),
+        }
+    }
+    join(&path)
 }
 
 fn between_backticks(message: &str) -> Option<&str> {
@@ -252,6 +320,32 @@ mod tests {
     fn missing_field_is_named() {
         let problem = parse_body::<CreateRunRequest>(br#"{"selector":{"all":true}}"#).unwrap_err();
         assert_eq!(problem.field.as_deref(), Some("operation"));
+    }
+
+    #[test]
+    fn type_errors_are_located() {
+        let body = br#"{"operation":{"kind":"power_on"},"selector":{"all":true},
+                        "policy":{"safety_gates":[{"failure_count":{"max":"two"}}]}}"#;
+        let problem = parse_body::<CreateRunRequest>(body).unwrap_err();
+        assert_eq!(problem.field.as_deref(), Some("policy.safety_gates[0].failure_count.max"));
+        assert!(!problem.detail.contains("line"), "{}", problem.detail);
+        let body = br#"{"operation":{"kind":"power_on"},"selector":{"racks":["a",7]}}"#;
+        let problem = parse_body::<CreateRunRequest>(body).unwrap_err();
+        assert_eq!(problem.field.as_deref(), Some("selector.racks[1]"));
+    }
+
+    #[test]
+    fn nested_missing_field_is_located() {
+        let body = br#"{"operation":{"kind":"firmware_update"},"selector":{"all":true}}"#;
+        let problem = parse_body::<CreateRunRequest>(body).unwrap_err();
+        assert_eq!(problem.field.as_deref(), Some("operation.version"), "{problem:?}");
+    }
+
+    #[test]
+    fn path_scanner_handles_escapes() {
+        assert_eq!(path_at(r#"{"a\"b":{"c":[1,2"#, 100, false), "a\"b.c[1]");
+        assert_eq!(path_at(r#"{"a":1,"b":{"c":1},"d":"#, 100, false), "d");
+        assert_eq!(path_at(r#"{"a":1,"b":{"c":1"#, 100, true), "b");
     }
 
     #[test]
