@@ -288,12 +288,14 @@ fn plan_run_dispatch<'a>(ctx: &Ctx<'a>, run: &'a Run, st: &mut PlanState<'a>) {
     let fleet = ctx.fleet;
     let now = ctx.now;
     let policy = &run.policy;
+    // `run_active` is sorted by target id, so a cursor walks `targets` instead of descending.
+    let mut cursor = Cursor::new(&fleet.targets);
     let active: Vec<&'a Target> = fleet
         .run_active
         .get(&run.id)
         .into_iter()
         .flatten()
-        .filter_map(|id| fleet.targets.get(id))
+        .filter_map(|id| cursor.get(id))
         .collect();
     let pending = fleet.run_pending.get(&run.id);
     let has_pending = pending.is_some_and(|p| !p.is_empty());
