@@ -210,8 +210,20 @@ async fn every_route_and_a_full_run_lifecycle() {
     assert_eq!(cancelled.body["status"], "cancelled");
     let resume_cancelled = api.post(&format!("/v1/runs/{gid}/resume"), &json!({})).await;
     assert_eq!(resume_cancelled.status, 409);
+    // Every target failing ends the run `failed`; `run watch` exits 3 for it.
+    let doomed = api
+        .post(
+            "/v1/runs",
+            &json!({"operation": {"kind": "power_cycle"}, "selector": {"racks": ["rack-004"]}}),
+        )
+        .await;
+    assert_eq!(doomed.status, 201, "{doomed:?}");
+    let did = doomed.body["id"].as_str().unwrap().to_string();
+    let (code, out, err) = binary_support::outcome(&steward.cli(&["run", "watch", &did]));
+    assert_eq!(code, 3, "{out} {err}");
+    assert_eq!(api.ok(&format!("/v1/runs/{did}")).await["status"], "failed");
     let runs = api.ok("/v1/runs").await;
-    assert_eq!(items(&runs).len(), 2);
+    assert_eq!(items(&runs).len(), 3);
     assert_eq!(api.get("/v1/runs/run-999").await.status, 404);
     assert_eq!(api.get("/v1/runs/run-999/targets").await.status, 404);
 
