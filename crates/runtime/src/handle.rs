@@ -105,7 +105,23 @@ pub struct EventsPage {
     pub next: u64,
 }
 
-/// A cloneable handle on a running reducer.
+/// A cloneable handle on a running reducer: the one way in for the HTTP API, the CLI's server
+/// and embedding daemons. Commands are answered after their event is durable; queries read the
+/// reducer's in-memory state (see [`crate::Runtime`] for a full example).
+///
+/// ```
+/// # async fn example(handle: steward_runtime::Handle) -> Result<(), steward_runtime::CommandError> {
+/// use steward_proto::{ComponentId, ServiceState};
+/// let component = ComponentId::new("rack-001-compute-01");
+/// let view = handle
+///     .set_service_state(component.clone(), ServiceState::new("maintenance"), Some("swap PSU".into()), "alice")
+///     .await?;
+/// assert_eq!(view.service_state.as_str(), "maintenance");
+/// let history = handle.history(component).await?;
+/// assert_eq!(history.last().map(|h| h.initiator.as_str()), Some("alice"));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub struct Handle {
     pub(crate) inputs: mpsc::Sender<ReducerInput>,

@@ -104,7 +104,47 @@ pub enum StartError {
     Thread(String),
 }
 
-/// A started runtime.
+/// A started runtime: the reducer thread plus its applier, pollers and webhook workers.
+///
+/// # Example
+///
+/// Embedding Steward with the simulated Core: import its inventory, plan a run without creating
+/// it, then shut down.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::sync::Arc;
+/// use steward_proto::{CreateRunRequest, Operation, RunPolicy, Selector};
+/// use steward_runtime::core::{SimConfig, SimCore};
+/// use steward_runtime::{CreateRunOutcome, Runtime, RuntimeConfig, SystemClock};
+///
+/// let dir = tempfile::tempdir()?;
+/// let clock = Arc::new(SystemClock);
+/// let core = SimCore::new(SimConfig::default(), clock.clone())?;
+/// let runtime =
+///     Runtime::start(RuntimeConfig::new(dir.path().join("steward.db")), Arc::new(core.clone()), clock)
+///         .await?;
+/// let handle = runtime.handle();
+/// let summary = handle.upsert_inventory(core.inventory(), "my-daemon").await?;
+/// assert_eq!(summary.racks, 8);
+///
+/// let request = CreateRunRequest {
+///     name: Some("preview".into()),
+///     operation: Operation::PowerCycle,
+///     selector: Selector { all: Some(true), ..Default::default() },
+///     policy: RunPolicy { max_parallel_racks: 2, ..Default::default() },
+///     dry_run: true,
+/// };
+/// let CreateRunOutcome::DryRun(plan) = handle.create_run(request, "my-daemon").await? else {
+///     panic!("a dry run creates nothing");
+/// };
+/// assert_eq!(plan.targets.len(), 8);
+/// assert!(handle.runs().await?.is_empty());
+/// runtime.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
 pub struct Runtime {
     handle: Handle,
     metrics: Arc<Metrics>,
