@@ -18,13 +18,8 @@ pub(crate) async fn inventory_sync(
     metrics: Arc<Metrics>,
     stop: CancellationToken,
 ) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => break,
-            _ = ticker.tick() => {}
-        }
+    let mut ticker = delayed_interval(interval);
+    while next_tick(&mut ticker, &stop).await {
         let started = Instant::now();
         let observed = core.observe().await;
         metrics.core_call("observe", started.elapsed());
@@ -47,13 +42,8 @@ pub(crate) async fn task_status(
     metrics: Arc<Metrics>,
     stop: CancellationToken,
 ) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => break,
-            _ = ticker.tick() => {}
-        }
+    let mut ticker = delayed_interval(interval);
+    while next_tick(&mut ticker, &stop).await {
         let (reply, answer) = oneshot::channel();
         if handle
             .inputs
@@ -84,15 +74,25 @@ pub(crate) async fn task_status(
 
 /// Sends the reducer a planning tick every `interval`.
 pub(crate) async fn ticker(handle: Handle, interval: Duration, stop: CancellationToken) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => break,
-            _ = ticker.tick() => {}
-        }
+    let mut ticker = delayed_interval(interval);
+    while next_tick(&mut ticker, &stop).await {
         if handle.inputs.send(ReducerInput::Tick).await.is_err() {
             break;
         }
+    }
+}
+
+/// An interval that delays (rather than bursts) after a slow iteration.
+fn delayed_interval(period: Duration) -> tokio::time::Interval {
+    let mut interval = tokio::time::interval(period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    interval
+}
+
+/// Waits for the next tick; `false` once `stop` is cancelled.
+async fn next_tick(interval: &mut tokio::time::Interval, stop: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = stop.cancelled() => false,
+        _ = interval.tick() => true,
     }
 }
