@@ -905,10 +905,10 @@ pub(crate) fn rejected(error: Rejected) -> CommandError {
 fn create_error(error: steward_planner::CreateError) -> CommandError {
     match error {
         steward_planner::CreateError::Invalid(errors) => CommandError::Invalid(errors),
-        other => CommandError::Invalid(ValidationErrors(vec![FieldError::new(
-            "selector",
-            other.to_string(),
-        )])),
+        other => {
+            let field = other.field().unwrap_or("selector").to_string();
+            CommandError::Invalid(ValidationErrors(vec![FieldError::new(field, other.to_string())]))
+        }
     }
 }
 
