@@ -255,7 +255,8 @@ fn main() {
         hwm.push(field("hwm_kb"));
     }
     println!(
-        "cold start to ready: median {:.0} ms over {repeat} starts; peak memory (VmHWM) median {:.0} MiB",
+        "cold start to ready: median {:.0} ms over {repeat} starts; \
+         peak memory (VmHWM) median {:.0} MiB",
         median(&mut ready),
         median(&mut hwm) / 1024.0
     );

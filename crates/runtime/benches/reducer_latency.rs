@@ -11,8 +11,9 @@
 //! one component row and one history row.
 //!
 //! `cargo bench -p steward-runtime --bench reducer_latency`. Knobs: `LATENCY_SECONDS` (default
-//! 20, after a 2 s warm-up that is not recorded), `LATENCY_RATE`. Without `--bench` it runs a
-//! tiny smoke case.
+//! 20, after a 2 s warm-up that is not recorded), `LATENCY_RATE`, `LATENCY_RACKS` (500),
+//! `BENCH_SYNC` (`full`; `normal` or `off` separates fsync stalls from reducer work). Without
+//! `--bench` it runs a tiny smoke case.
 // A benchmark measures wall time, so it reads the clock the pure crates may not.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods, missing_docs)]
 
@@ -23,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use steward_proto::{ComponentId, ServiceState};
 use steward_runtime::core::{Core, SimCore};
-use steward_runtime::store::{StoreOptions, Synchronous};
+use steward_runtime::store::StoreOptions;
 use steward_runtime::{Runtime, RuntimeConfig, SharedClock, SystemClock};
 use tokio::time::Instant;
 
@@ -42,7 +43,7 @@ async fn run(racks: u32, rate: f64, warmup: f64, seconds: f64) -> Outcome {
     let ids: Vec<ComponentId> =
         inventory.racks.iter().flat_map(|r| r.components.iter().map(|c| c.id.clone())).collect();
     let mut config = RuntimeConfig::new(dir.path().join("latency.db"));
-    config.store = StoreOptions { synchronous: Synchronous::Full };
+    config.store = StoreOptions { synchronous: reducer_common::bench_sync() };
     let runtime = Runtime::start(config, Arc::new(core.clone()), clock).await.unwrap();
     let handle = runtime.handle();
     handle.upsert_inventory(inventory, "bench").await.unwrap();
@@ -110,8 +111,9 @@ fn main() {
     let l = &outcome.latencies;
     println!(
         "reducer latency: set_service_state at {rate:.0}/s open loop for {seconds} s over {} \
-         components (synchronous=FULL, pollers on)",
-        racks * 20
+         components (synchronous={:?}, pollers on)",
+        racks * 20,
+        reducer_common::bench_sync()
     );
     println!(
         "sent {} in {:.1} s ({:.0}/s achieved), errors {}",

@@ -19,7 +19,8 @@
 //!
 //! `cargo bench -p steward-runtime --bench reducer_throughput`. Knobs: `THROUGHPUT_SECONDS`
 //! (default 4) per measurement, `THROUGHPUT_CALLERS` (default `16,256,1024`),
-//! `THROUGHPUT_WORKLOADS` (`service,observe`). Without `--bench` it runs a tiny smoke case.
+//! `THROUGHPUT_WORKLOADS` (`service,observe`), `BENCH_SYNC` (`full`; `normal` or `off` on both
+//! sides separates fsync from CPU). Without `--bench` it runs a tiny smoke case.
 // A benchmark measures wall time, so it reads the clock the pure crates may not.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods, missing_docs)]
 
@@ -101,7 +102,7 @@ impl ReducerResult {
 
 async fn run_reducer(db: &Path, callers: usize, workload: Workload, seconds: f64) -> ReducerResult {
     let mut config = RuntimeConfig::new(db);
-    config.store = StoreOptions { synchronous: Synchronous::Full };
+    config.store = StoreOptions { synchronous: reducer_common::bench_sync() };
     config.plan_interval = Duration::from_secs(3600);
     config.sync_interval = Duration::from_secs(3600);
     config.task_poll_interval = Duration::from_secs(3600);
@@ -275,7 +276,12 @@ fn baseline_file(source: &Path, path: &Path) -> Connection {
     let conn = Connection::open(path).unwrap();
     let _: String =
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)).unwrap();
-    conn.pragma_update(None, "synchronous", "FULL").unwrap();
+    let sync = match reducer_common::bench_sync() {
+        Synchronous::Full => "FULL",
+        Synchronous::Normal => "NORMAL",
+        Synchronous::Off => "OFF",
+    };
+    conn.pragma_update(None, "synchronous", sync).unwrap();
     conn.pragma_update(None, "foreign_keys", "ON").unwrap();
     conn.execute("ATTACH DATABASE ?1 AS src", params![source.to_str().unwrap()]).unwrap();
     conn.execute_batch(
@@ -348,8 +354,9 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio_runtime();
     println!(
-        "reducer throughput: Runtime (reducer thread, group commit, synchronous=FULL, WAL), \
-         {seconds} s per case; raw = rusqlite, same schema, same event rows, same average batch"
+        "reducer throughput: Runtime (reducer thread, group commit, synchronous={:?}, WAL), \
+         {seconds} s per case; raw = rusqlite, same schema, same event rows, same average batch",
+        reducer_common::bench_sync()
     );
     println!(
         "{:>8} {:>7} {:>11} {:>8} {:>9} {:>13} {:>6} {:>15} {:>6}",

@@ -11,6 +11,7 @@ use steward_runtime::Metrics;
 use steward_runtime::core::{
     Core, CoreError, LatencyRange, SimConfig, SubmitOutcome, TaskReport, TaskRequest,
 };
+use steward_runtime::store::Synchronous;
 
 /// Whether cargo ran us as a benchmark (`cargo bench` passes `--bench`); without it (as under
 /// `cargo test --all-targets`) each bench runs a tiny smoke case.
@@ -28,6 +29,16 @@ pub fn env_list(name: &str, default: &[usize]) -> Vec<usize> {
     match std::env::var(name) {
         Ok(v) => v.split(',').filter_map(|s| s.trim().parse().ok()).collect(),
         Err(_) => default.to_vec(),
+    }
+}
+
+/// The `synchronous` mode to bench with: `BENCH_SYNC` = `full` (default), `normal` or `off`
+/// (to tell fsync stalls from reducer work).
+pub fn bench_sync() -> Synchronous {
+    match std::env::var("BENCH_SYNC").as_deref() {
+        Ok("normal") => Synchronous::Normal,
+        Ok("off") => Synchronous::Off,
+        _ => Synchronous::Full,
     }
 }
 
