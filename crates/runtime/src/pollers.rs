@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
+/// Observations per reducer input during an inventory sync.
+const OBSERVATION_SLICE: usize = 1000;
+
 /// Syncs every component's raw state from Core every `interval`.
 pub(crate) async fn inventory_sync(
     handle: Handle,
@@ -25,8 +28,13 @@ pub(crate) async fn inventory_sync(
         metrics.core_call("observe", started.elapsed());
         match observed {
             Ok(observations) => {
-                if handle.inputs.send(ReducerInput::CoreObservations(observations)).await.is_err() {
-                    break;
+                // Slices keep one sync of a large fleet from becoming one giant batch that
+                // commands queue behind.
+                for slice in observations.chunks(OBSERVATION_SLICE) {
+                    let input = ReducerInput::CoreObservations(slice.to_vec());
+                    if handle.inputs.send(input).await.is_err() {
+                        return;
+                    }
                 }
             }
             Err(error) => tracing::warn!(%error, "inventory sync failed"),

@@ -229,6 +229,8 @@ pub(crate) struct Reducer {
     events: broadcast::Sender<EventRecord>,
     applier: mpsc::UnboundedSender<AfterCommit>,
     metrics: Arc<Metrics>,
+    /// Whether batches were committed since the last WAL checkpoint.
+    uncheckpointed: bool,
 }
 
 impl Reducer {
@@ -269,6 +271,7 @@ impl Reducer {
             events,
             applier,
             metrics,
+            uncheckpointed: false,
         }
     }
 
@@ -348,7 +351,17 @@ impl Reducer {
         if tick || batch.changed {
             self.plan(&mut batch);
         }
+        let wrote = !batch.records.is_empty();
         self.commit(batch)?;
+        self.uncheckpointed |= wrote;
+        if tick && !wrote && self.uncheckpointed {
+            // A quiet tick: move the WAL into the database file now, so no later commit (and
+            // the reply waiting on it) pays for a checkpoint.
+            if let Err(error) = self.store.checkpoint() {
+                tracing::warn!(%error, "WAL checkpoint failed");
+            }
+            self.uncheckpointed = false;
+        }
         Ok(shutdown)
     }
 
