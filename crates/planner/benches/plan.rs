@@ -73,7 +73,11 @@ fn build(racks: usize, stage: Stage) -> (Fleet, Timestamp) {
                 .collect(),
         })
         .collect();
-    apply(&mut fleet, FleetEvent::InventoryUpserted { racks: specs }, now);
+    apply(
+        &mut fleet,
+        FleetEvent::InventoryUpserted { initiator: String::new(), racks: specs },
+        now,
+    );
     let mut n = 0usize;
     for r in 0..racks {
         for c in 0..18 {
@@ -90,6 +94,7 @@ fn build(racks: usize, stage: Stage) -> (Fleet, Timestamp) {
             apply(
                 &mut fleet,
                 FleetEvent::ComponentObserved {
+                    initiator: String::new(),
                     component_id: ComponentId::new(format!("r{r:05}-c{c:02}")),
                     controller_state: raw,
                     power_state: None,

@@ -272,13 +272,17 @@ fn build(case: &Case) -> World {
             rack(&format!("r{i}"), (!row.is_empty()).then_some(row), &kinds)
         })
         .collect();
-    assert!(world.try_apply(FleetEvent::InventoryUpserted { racks: specs.clone() }));
+    assert!(world.try_apply(FleetEvent::InventoryUpserted {
+        initiator: String::new(),
+        racks: specs.clone()
+    }));
     for (spec, (_, comps)) in specs.iter().zip(&case.racks) {
         for (component, g) in spec.components.iter().zip(comps) {
             if let Some(raw) = raw_state(component.kind, g.state) {
                 let at = world.now;
                 world.now = t0() - Duration::seconds(i64::from(g.age));
                 world.try_apply(FleetEvent::ComponentObserved {
+                    initiator: String::new(),
                     component_id: component.id.clone(),
                     controller_state: raw,
                     power_state: None,
@@ -605,6 +609,7 @@ fn run_step(world: &mut World, step: &Step) -> Result<(), TestCaseError> {
                 let kind = world.fleet.components[&id].component.kind;
                 if let Some(raw) = raw_state(kind, *s) {
                     world.try_apply(FleetEvent::ComponentObserved {
+                        initiator: String::new(),
                         component_id: id,
                         controller_state: raw,
                         power_state: None,
@@ -642,7 +647,7 @@ proptest! {
         for id in ids {
             let kind = world.fleet.components[&id].component.kind;
             let raw = raw_state(kind, 0).unwrap();
-            world.must(FleetEvent::ComponentObserved {
+            world.must(FleetEvent::ComponentObserved { initiator: String::new(),
                 component_id: id, controller_state: raw, power_state: None, firmware_version: None,
             })?;
         }
@@ -671,7 +676,7 @@ proptest! {
             let ids: Vec<_> = world.fleet.components.keys().cloned().collect();
             for id in ids {
                 let kind = world.fleet.components[&id].component.kind;
-                world.try_apply(FleetEvent::ComponentObserved {
+                world.try_apply(FleetEvent::ComponentObserved { initiator: String::new(),
                     component_id: id, controller_state: raw_state(kind, 0).unwrap(), power_state: None, firmware_version: None,
                 });
             }

@@ -316,6 +316,7 @@ fn unknown_component_holds_its_rack_until_observed_ready() {
     let mut t = Transcript::default();
     t.step("rack r9 is imported; Core has not reported its components yet");
     sim.apply(FleetEvent::InventoryUpserted {
+        initiator: String::new(),
         racks: vec![rack("r9", None, &[Compute, Nvswitch])],
     });
     sim.create_and_start("run-1", firmware(&["r9"], RunPolicy::default()));

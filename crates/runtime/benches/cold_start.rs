@@ -85,6 +85,7 @@ impl Writer {
 
 fn observed(id: &ComponentId, state: &str, firmware: &str) -> FleetEvent {
     FleetEvent::ComponentObserved {
+        initiator: String::new(),
         component_id: id.clone(),
         controller_state: state.into(),
         power_state: Some("on".into()),
@@ -156,7 +157,7 @@ fn build(path: &Path, racks: u32, events: u64) {
         limit: events,
     };
     for chunk in inventory.racks.chunks(100) {
-        w.push(FleetEvent::InventoryUpserted { racks: chunk.to_vec() });
+        w.push(FleetEvent::InventoryUpserted { initiator: String::new(), racks: chunk.to_vec() });
     }
     let ids: Vec<ComponentId> = w.fleet.components.keys().cloned().collect();
     for id in &ids {

@@ -53,7 +53,7 @@ async fn run(knobs: &Knobs) {
         handle.upsert_inventory(part, "bench").await.unwrap();
     }
     let imported = setup.elapsed();
-    handle.observe(core.observe().await.unwrap()).await.unwrap();
+    handle.observe(core.observe().await.unwrap(), "bench").await.unwrap();
     let synced = setup.elapsed();
     println!(
         "firmware run: {} racks x {} compute = {components} components, max_parallel_racks {}, \

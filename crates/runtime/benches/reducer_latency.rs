@@ -49,7 +49,7 @@ async fn run(racks: u32, rate: f64, warmup: f64, seconds: f64) -> Outcome {
     handle.upsert_inventory(inventory, "bench").await.unwrap();
     // The first full sync (every component turns ready) happens now, not mid-measurement;
     // the poller's later syncs find nothing changed.
-    handle.observe(core.observe().await.unwrap()).await.unwrap();
+    handle.observe(core.observe().await.unwrap(), "bench").await.unwrap();
     let ids = Arc::new(ids);
     let period = Duration::from_secs_f64(1.0 / rate);
     let total = ((warmup + seconds) * rate) as u64;

@@ -120,7 +120,7 @@ async fn run_reducer(db: &Path, callers: usize, workload: Workload, seconds: f64
         firmware_version: Some("1.0.0".into()),
         observed_at: None,
     };
-    handle.observe(ids.iter().map(|id| ready(id, "Ready")).collect()).await.unwrap();
+    handle.observe(ids.iter().map(|id| ready(id, "Ready")).collect(), "bench").await.unwrap();
     let metrics = runtime.metrics();
     let before = Counters::read(&metrics);
     let first_seq = before.events as u64 + 1;
@@ -152,7 +152,8 @@ async fn run_reducer(db: &Path, callers: usize, workload: Workload, seconds: f64
                         Workload::Observe => {
                             let state =
                                 if pass.is_multiple_of(2) { "Assigned/Ready" } else { "Ready" };
-                            let changed = handle.observe(vec![ready(id, state)]).await.unwrap();
+                            let changed =
+                                handle.observe(vec![ready(id, state)], "bench").await.unwrap();
                             assert_eq!(changed, 1);
                         }
                     }

@@ -162,9 +162,13 @@ impl Handle {
         }
     }
 
-    /// Pushes raw Core observations; returns how many changed a status.
-    pub async fn observe(&self, observations: Vec<Observation>) -> Result<usize, CommandError> {
-        match self.command(Command::Observe { observations }).await? {
+    /// Pushes raw Core observations on behalf of `initiator`; returns how many changed a status.
+    pub async fn observe(
+        &self,
+        observations: Vec<Observation>,
+        initiator: &str,
+    ) -> Result<usize, CommandError> {
+        match self.command(Command::Observe { observations, initiator: initiator.into() }).await? {
             Reply::Changed(changed) => Ok(changed),
             other => Err(unexpected(other)),
         }

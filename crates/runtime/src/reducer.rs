@@ -64,6 +64,7 @@ pub(crate) enum Command {
     },
     Observe {
         observations: Vec<Observation>,
+        initiator: String,
     },
     SetServiceState {
         component: ComponentId,
@@ -387,7 +388,7 @@ impl Reducer {
                 for observation in observations {
                     // Core may report components Steward has not imported yet; they are ignored.
                     if self.fleet.components.contains_key(&observation.component_id) {
-                        let _ = self.apply(observed_event(observation), batch);
+                        let _ = self.apply(observed_event(observation, ""), batch);
                     }
                 }
             }
@@ -502,16 +503,18 @@ impl Reducer {
         match command {
             Command::UpsertInventory { inventory, initiator } => {
                 validate_inventory(&inventory, &self.fleet)?;
-                tracing::info!(%initiator, racks = inventory.racks.len(), "inventory upsert");
                 let summary = InventorySummary {
                     racks: inventory.racks.len(),
                     components: inventory.racks.iter().map(|r| r.components.len()).sum(),
                 };
-                self.apply(FleetEvent::InventoryUpserted { racks: inventory.racks }, batch)
-                    .map_err(rejected)?;
+                self.apply(
+                    FleetEvent::InventoryUpserted { initiator, racks: inventory.racks },
+                    batch,
+                )
+                .map_err(rejected)?;
                 Ok(Reply::Inventory(summary))
             }
-            Command::Observe { observations } => {
+            Command::Observe { observations, initiator } => {
                 let unknown: Vec<FieldError> = observations
                     .iter()
                     .enumerate()
@@ -526,7 +529,7 @@ impl Reducer {
                 ValidationErrors::from_vec(unknown).map_err(CommandError::Invalid)?;
                 let before = batch.records.len();
                 for observation in observations {
-                    self.apply(observed_event(observation), batch).map_err(rejected)?;
+                    self.apply(observed_event(observation, &initiator), batch).map_err(rejected)?;
                 }
                 Ok(Reply::Changed(batch.records.len() - before))
             }
@@ -876,8 +879,10 @@ impl Reducer {
     }
 }
 
-fn observed_event(observation: Observation) -> FleetEvent {
+/// The event for one observation; `initiator` is empty for Core's own sync.
+fn observed_event(observation: Observation, initiator: &str) -> FleetEvent {
     FleetEvent::ComponentObserved {
+        initiator: initiator.to_string(),
         component_id: observation.component_id,
         controller_state: observation.controller_state,
         power_state: observation.power_state,

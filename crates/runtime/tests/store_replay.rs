@@ -101,15 +101,18 @@ fn script() -> Vec<FleetEvent> {
     let target = |rack: &str| TargetId::new(format!("run-1:{rack}"));
     vec![
         FleetEvent::InventoryUpserted {
+            initiator: String::new(),
             racks: vec![rack_spec("r1"), rack_spec("r2"), rack_spec("r3")],
         },
         FleetEvent::ComponentObserved {
+            initiator: String::new(),
             component_id: ComponentId::new("r1-tray1"),
             controller_state: "Ready".into(),
             power_state: Some("on".into()),
             firmware_version: None,
         },
         FleetEvent::ComponentObserved {
+            initiator: String::new(),
             component_id: ComponentId::new("r2-tray1"),
             controller_state: "Assigned/Ready".into(),
             power_state: None,

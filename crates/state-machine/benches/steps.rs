@@ -227,7 +227,9 @@ fn small_fleet() -> Fleet {
         labels: Default::default(),
         components: vec![],
     };
-    fleet.apply(&FleetEvent::InventoryUpserted { racks: vec![rack] }, now).unwrap();
+    fleet
+        .apply(&FleetEvent::InventoryUpserted { initiator: String::new(), racks: vec![rack] }, now)
+        .unwrap();
     let mut run = run();
     run.status = RunStatus::Pending;
     run.current_wave = 0;

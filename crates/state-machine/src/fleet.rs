@@ -97,11 +97,17 @@ pub struct Fleet {
 pub enum FleetEvent {
     /// Racks and components created or updated.
     InventoryUpserted {
+        /// Who asked (token name); empty in events logged before this field existed.
+        #[serde(default)]
+        initiator: String,
         /// The racks, each with its components.
         racks: Vec<RackSpec>,
     },
     /// A raw controller state that differs from the last one (identical ones are never logged).
     ComponentObserved {
+        /// Who pushed it (token name); empty for Core's own inventory sync.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        initiator: String,
         /// The component.
         component_id: ComponentId,
         /// Raw controller state.
@@ -316,12 +322,13 @@ impl Fleet {
     /// Applies one event at `now`. On `Err`, nothing changed.
     pub fn apply(&mut self, event: &FleetEvent, now: Timestamp) -> Result<Vec<Effect>, Rejected> {
         match event {
-            FleetEvent::InventoryUpserted { racks } => self.upsert_inventory(racks),
+            FleetEvent::InventoryUpserted { racks, .. } => self.upsert_inventory(racks),
             FleetEvent::ComponentObserved {
                 component_id,
                 controller_state,
                 power_state,
                 firmware_version,
+                ..
             } => self.observe_component(
                 component_id,
                 controller_state,

@@ -61,6 +61,7 @@ fn scenario() -> Vec<FleetEvent> {
     };
     vec![
         FleetEvent::InventoryUpserted {
+            initiator: String::new(),
             racks: vec![RackSpec {
                 id: "r1".into(),
                 name: String::new(),
@@ -81,6 +82,7 @@ fn scenario() -> Vec<FleetEvent> {
             }],
         },
         FleetEvent::ComponentObserved {
+            initiator: String::new(),
             component_id: "c1".into(),
             controller_state: "Ready".into(),
             power_state: None,

@@ -82,7 +82,7 @@ fn inventory(racks: u8, model: u8) -> FleetEvent {
             ],
         })
         .collect();
-    FleetEvent::InventoryUpserted { racks }
+    FleetEvent::InventoryUpserted { initiator: String::new(), racks }
 }
 
 fn run_created(run: u8, racks: u8, waves: u8, max_attempts: u32) -> FleetEvent {
@@ -184,6 +184,7 @@ fn realise(op: &Op, fleet: &Fleet, now: Timestamp, next_task: &mut u32) -> Fleet
     match op {
         Op::Inventory(mask, model) => inventory(*mask | 0b1111, *model),
         Op::Observe(r, w, s, p) => FleetEvent::ComponentObserved {
+            initiator: String::new(),
             component_id: component_id(*r, *w),
             controller_state: RAW_STATES[*s as usize].to_string(),
             power_state: p.map(|p| if p == 0 { "on".into() } else { "off".into() }),

@@ -37,6 +37,7 @@ fn component(id: &str, kind: ComponentKind) -> ComponentSpec {
 
 fn inventory(racks: &[&str]) -> FleetEvent {
     FleetEvent::InventoryUpserted {
+        initiator: String::new(),
         racks: racks
             .iter()
             .map(|r| RackSpec {
@@ -147,6 +148,7 @@ fn inventory_upsert_is_idempotent_and_keeps_state() {
     let effects = apply(&mut f, &change, t0()).unwrap();
     assert!(effects.iter().any(|e| e.kind() == "append_history"));
     let observe = FleetEvent::ComponentObserved {
+        initiator: String::new(),
         component_id: "r1-c1".into(),
         controller_state: "Ready".into(),
         power_state: Some("on".into()),
@@ -175,6 +177,7 @@ fn observations_freshness_and_identical_reobservation() {
     let id = "r1-c1".into();
     assert_eq!(f.effective_status(&id, t0()).phase, Phase::Unknown);
     let observe = |state: &str| FleetEvent::ComponentObserved {
+        initiator: String::new(),
         component_id: "r1-c1".into(),
         controller_state: state.into(),
         power_state: None,
@@ -198,6 +201,7 @@ fn observations_freshness_and_identical_reobservation() {
         apply(
             &mut f,
             &FleetEvent::ComponentObserved {
+                initiator: String::new(),
                 component_id: "nope".into(),
                 controller_state: "Ready".into(),
                 power_state: None,

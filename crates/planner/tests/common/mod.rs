@@ -93,7 +93,7 @@ impl Sim {
             .iter()
             .flat_map(|r| r.components.iter().map(|c| (c.id.clone(), c.kind)))
             .collect();
-        sim.apply(FleetEvent::InventoryUpserted { racks });
+        sim.apply(FleetEvent::InventoryUpserted { initiator: String::new(), racks });
         for (id, kind) in components {
             sim.observe(id.as_str(), &ready_state(kind));
         }
@@ -112,6 +112,7 @@ impl Sim {
     pub fn observe(&mut self, component: &str, raw: &str) {
         let id = ComponentId::new(component);
         self.apply(FleetEvent::ComponentObserved {
+            initiator: String::new(),
             component_id: id,
             controller_state: raw.to_string(),
             power_state: None,

@@ -132,10 +132,14 @@ async fn history(State(state): State<ApiState>, Path(id): Path<String>) -> ApiRe
     json_ok(state.handle.history(ComponentId::new(id)).await?)
 }
 
-async fn observations(State(state): State<ApiState>, body: Bytes) -> ApiResult {
+async fn observations(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> ApiResult {
     let observations: Vec<Observation> = parse_body(&body)?;
     let received = observations.len();
-    let changed = state.handle.observe(observations).await?;
+    let changed = state.handle.observe(observations, &caller.name).await?;
     json_ok(json!({"received": received, "changed": changed}))
 }
 
