@@ -13,7 +13,7 @@ use crate::handle::{
 use crate::metrics::Metrics;
 use crate::store::{ComponentRow, OutboxRow, Store, WriteBatch};
 use crate::webhooks::WebhookConfig;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 use steward_planner::{PendingKey, PlannerConfig};
 use steward_proto::{
@@ -224,7 +224,6 @@ pub(crate) struct Reducer {
     settings: ReducerSettings,
     next_seq: u64,
     next_run_number: u64,
-    target_positions: HashMap<TargetId, u32>,
     /// Run-wide holds of the last plan: each covers the run's pending targets from its key on.
     run_holds: BTreeMap<RunId, Vec<(PendingKey, Hold)>>,
     events: broadcast::Sender<EventRecord>,
@@ -254,12 +253,6 @@ impl Reducer {
             .max()
             .unwrap_or(0)
             + 1;
-        let mut target_positions = HashMap::new();
-        for targets in fleet.run_targets.values() {
-            for (position, target) in targets.iter().enumerate() {
-                target_positions.insert(target.clone(), position as u32);
-            }
-        }
         Self {
             fleet,
             store,
@@ -267,7 +260,6 @@ impl Reducer {
             settings,
             next_seq: last_seq + 1,
             next_run_number,
-            target_positions,
             run_holds: BTreeMap::new(),
             events,
             applier,
@@ -414,11 +406,6 @@ impl Reducer {
         let effects = self.fleet.apply(&event, now)?;
         if effects.is_empty() {
             return Ok(());
-        }
-        if let FleetEvent::RunCreated { targets, .. } = &event {
-            for (position, target) in targets.iter().enumerate() {
-                self.target_positions.insert(target.id.clone(), position as u32);
-            }
         }
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -758,7 +745,7 @@ impl Reducer {
                 .iter()
                 .filter_map(|id| {
                     let target = self.fleet.targets.get(id)?;
-                    let position = self.target_positions.get(id).copied().unwrap_or(0);
+                    let position = self.fleet.target_positions.get(id).copied().unwrap_or(0);
                     Some((target.clone(), position))
                 })
                 .collect(),
@@ -861,8 +848,10 @@ impl Reducer {
             .map(|target| {
                 let mut target = target.clone();
                 if target.status == TargetStatus::Pending {
-                    let key =
-                        (target.wave, self.target_positions.get(&target.id).copied().unwrap_or(0));
+                    let key = (
+                        target.wave,
+                        self.fleet.target_positions.get(&target.id).copied().unwrap_or(0),
+                    );
                     let covering = run_holds
                         .iter()
                         .filter(|(from, _)| *from <= key)
