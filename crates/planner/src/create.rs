@@ -17,8 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use steward_proto::{
     ComponentId, CreateRunRequest, FieldError, Operation, Ordering, RackId, Run, RunId, RunStatus,
-    RunStatusReason, Selector, StatusCounts, Target, TargetId, TargetStatus, Timestamp,
-    ValidationErrors, Wave, WaveSpec,
+    RunStatusReason, Selector, StatusCounts, Target, Timestamp, ValidationErrors, Wave, WaveSpec,
 };
 use steward_state_machine::Fleet;
 
@@ -112,23 +111,10 @@ pub fn plan_run(
     for (index, size) in sizes.iter().enumerate() {
         let number = u32::try_from(index + 1).unwrap_or(u32::MAX);
         for chosen in rest.by_ref().take(*size) {
-            targets.push(Target {
-                id: TargetId::for_rack(&run_id, &chosen.rack),
-                run_id: run_id.clone(),
-                rack_id: chosen.rack,
-                wave: number,
-                components: Arc::from(chosen.components),
-                status: TargetStatus::Pending,
-                attempt: 1,
-                task_id: None,
-                message: format!("planned in wave {number}"),
-                retry_after: None,
-                lease_until: None,
-                conflict_delay_seconds: 0,
-                blocked_since: None,
-                hold: None,
-                updated_at: now,
-            });
+            let mut target =
+                Target::pending(&run_id, chosen.rack, number, Arc::from(chosen.components), now);
+            target.message = format!("planned in wave {number}");
+            targets.push(target);
         }
         let size = u32::try_from(*size).unwrap_or(u32::MAX);
         waves.push(Wave {

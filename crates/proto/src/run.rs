@@ -242,6 +242,33 @@ pub struct Target {
 }
 
 impl Target {
+    /// A new pending target covering `rack_id` in `run_id` (first attempt, no hold, no message).
+    pub fn pending(
+        run_id: &RunId,
+        rack_id: RackId,
+        wave: u32,
+        components: Arc<[ComponentId]>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id: TargetId::for_rack(run_id, &rack_id),
+            run_id: run_id.clone(),
+            rack_id,
+            wave,
+            components,
+            status: TargetStatus::Pending,
+            attempt: 1,
+            task_id: None,
+            message: String::new(),
+            retry_after: None,
+            lease_until: None,
+            conflict_delay_seconds: 0,
+            blocked_since: None,
+            hold: None,
+            updated_at: now,
+        }
+    }
+
     /// The idempotency key of the current attempt.
     pub fn idempotency_key(&self) -> IdempotencyKey {
         IdempotencyKey::for_attempt(&self.run_id, &self.id, self.attempt)

@@ -14,7 +14,7 @@ use criterion::{
 use std::sync::Arc;
 use steward_proto::{
     ComponentId, ComponentKind, Operation, RackSpec, Run, RunPolicy, RunStatus, RunStatusReason,
-    Selector, StatusCounts, Target, TargetId, TargetStatus, TaskId, TaskStatus, Timestamp, Wave,
+    Selector, StatusCounts, Target, TargetId, TaskId, TaskStatus, Timestamp, Wave,
 };
 use steward_state_machine::{
     Fleet, FleetConfig, FleetEvent, Machine, RunEvent, RunMachine, StatusMapper, TargetEvent,
@@ -26,25 +26,9 @@ fn t0() -> Timestamp {
 }
 
 fn target() -> Target {
-    Target {
-        id: "run-0001:rack-0001".into(),
-        run_id: "run-0001".into(),
-        rack_id: "rack-0001".into(),
-        wave: 1,
-        components: Arc::from(
-            (0..18).map(|i| ComponentId::new(format!("rack-0001-c{i}"))).collect::<Vec<_>>(),
-        ),
-        status: TargetStatus::Pending,
-        attempt: 1,
-        task_id: None,
-        message: String::new(),
-        retry_after: None,
-        lease_until: None,
-        conflict_delay_seconds: 0,
-        blocked_since: None,
-        hold: None,
-        updated_at: t0(),
-    }
+    let components: Vec<ComponentId> =
+        (0..18).map(|i| ComponentId::new(format!("rack-0001-c{i}"))).collect();
+    Target::pending(&"run-0001".into(), "rack-0001".into(), 1, Arc::from(components), t0())
 }
 
 fn run() -> Run {

@@ -7,8 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use steward_proto::{
     ComponentKind, ComponentPosition, ComponentSpec, Operation, RackSpec, Run, RunPolicy,
-    RunStatus, RunStatusReason, Selector, StatusCounts, Target, TargetStatus, TaskStatus,
-    Timestamp, Wave,
+    RunStatus, RunStatusReason, Selector, StatusCounts, Target, TaskStatus, Timestamp, Wave,
 };
 use steward_state_machine::{EFFECT_KINDS, Effect, Fleet, FleetConfig, FleetEvent, Notification};
 
@@ -17,23 +16,8 @@ fn t0() -> Timestamp {
 }
 
 fn scenario() -> Vec<FleetEvent> {
-    let target = Target {
-        id: "run-1:r1".into(),
-        run_id: "run-1".into(),
-        rack_id: "r1".into(),
-        wave: 1,
-        components: Arc::from(vec!["c1".into()]),
-        status: TargetStatus::Pending,
-        attempt: 1,
-        task_id: None,
-        message: String::new(),
-        retry_after: None,
-        lease_until: None,
-        conflict_delay_seconds: 0,
-        blocked_since: None,
-        hold: None,
-        updated_at: t0(),
-    };
+    let target =
+        Target::pending(&"run-1".into(), "r1".into(), 1, Arc::from(vec!["c1".into()]), t0());
     let run = Run {
         id: "run-1".into(),
         name: String::new(),

@@ -97,23 +97,13 @@ fn run_created(run: u8, racks: u8, waves: u8, max_attempts: u32) -> FleetEvent {
         .map(|(i, r)| {
             let wave = wave_of(i as u32);
             sizes[wave as usize - 1] += 1;
-            Target {
-                id: target_id(run, *r),
-                run_id: run_id(run),
-                rack_id: rack(*r),
+            Target::pending(
+                &run_id(run),
+                rack(*r),
                 wave,
-                components: Arc::from(vec![component_id(*r, 0)]),
-                status: TargetStatus::Pending,
-                attempt: 1,
-                task_id: None,
-                message: String::new(),
-                retry_after: None,
-                lease_until: None,
-                conflict_delay_seconds: 0,
-                blocked_since: None,
-                hold: None,
-                updated_at: t0(),
-            }
+                Arc::from(vec![component_id(*r, 0)]),
+                t0(),
+            )
         })
         .collect();
     let run = Run {

@@ -68,23 +68,13 @@ fn run_created(run_id: &str, waves: &[&[&str]], policy: RunPolicy) -> FleetEvent
             finished_at: None,
         });
         for rack in *racks {
-            targets.push(Target {
-                id: TargetId::for_rack(&run_id.into(), &(*rack).into()),
-                run_id: run_id.into(),
-                rack_id: (*rack).into(),
-                wave: w as u32 + 1,
-                components: Arc::from(vec![format!("{rack}-c1").into()]),
-                status: TargetStatus::Pending,
-                attempt: 1,
-                task_id: None,
-                message: String::new(),
-                retry_after: None,
-                lease_until: None,
-                conflict_delay_seconds: 0,
-                blocked_since: None,
-                hold: None,
-                updated_at: t0(),
-            });
+            targets.push(Target::pending(
+                &run_id.into(),
+                (*rack).into(),
+                w as u32 + 1,
+                Arc::from(vec![format!("{rack}-c1").into()]),
+                t0(),
+            ));
         }
     }
     let run = Run {

@@ -24,23 +24,13 @@ fn secs(s: i64) -> TimeDelta {
 }
 
 fn target() -> Target {
-    Target {
-        id: "run-1:r1".into(),
-        run_id: "run-1".into(),
-        rack_id: "r1".into(),
-        wave: 1,
-        components: Arc::from(vec![ComponentId::new("c1"), ComponentId::new("c2")]),
-        status: TargetStatus::Pending,
-        attempt: 1,
-        task_id: None,
-        message: String::new(),
-        retry_after: None,
-        lease_until: None,
-        conflict_delay_seconds: 0,
-        blocked_since: None,
-        hold: None,
-        updated_at: t0(),
-    }
+    Target::pending(
+        &"run-1".into(),
+        "r1".into(),
+        1,
+        Arc::from(vec![ComponentId::new("c1"), ComponentId::new("c2")]),
+        t0(),
+    )
 }
 
 fn conflict() -> TargetEvent {
