@@ -2,7 +2,8 @@
 //! completes every task at once), an inventory and a power-cycle run created through the
 //! `Handle`, events followed until the run is terminal, and the outcome printed.
 //!
-//! Run it with `cargo run -p steward-runtime --example embedded`.
+//! Run it with `cargo run -p steward-runtime --example embedded` (add `--no-default-features` to
+//! build the engine without webhook delivery and Prometheus metrics, as a lean embedder would).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -90,7 +91,7 @@ fn inventory() -> InventoryUpsert {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let inventory = inventory();
     let components =
@@ -114,7 +115,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let run = match handle.create_run(request, "embedder").await? {
         steward_runtime::CreateRunOutcome::Created(run) => run,
-        steward_runtime::CreateRunOutcome::DryRun(_) => anyhow::bail!("asked for a real run"),
+        steward_runtime::CreateRunOutcome::DryRun(_) => return Err("asked for a real run".into()),
     };
     println!("created {} over {} racks", run.id, run.counts.total());
 
@@ -122,7 +123,7 @@ async fn main() -> anyhow::Result<()> {
         loop {
             let event = events.recv().await?;
             if event.kind == "run_finished" {
-                return Ok::<_, anyhow::Error>(handle.run(run.id.clone()).await?);
+                return Ok::<_, Box<dyn std::error::Error>>(handle.run(run.id.clone()).await?);
             }
         }
     })
@@ -132,6 +133,8 @@ async fn main() -> anyhow::Result<()> {
         outcome.id, outcome.status, outcome.counts.completed, outcome.counts.failed
     );
     runtime.shutdown().await;
-    anyhow::ensure!(outcome.status == steward_proto::RunStatus::Completed, "run did not complete");
+    if outcome.status != steward_proto::RunStatus::Completed {
+        return Err(format!("run did not complete: {}", outcome.status).into());
+    }
     Ok(())
 }

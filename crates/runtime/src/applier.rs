@@ -3,28 +3,19 @@
 
 use crate::core::{Core, SubmitOutcome, TaskRequest};
 use crate::metrics::Metrics;
-use crate::reducer::ReducerInput;
+use crate::protocol::{CoreCall, ReducerInput};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use steward_proto::{IdempotencyKey, TaskId};
+use steward_proto::IdempotencyKey;
 use tokio::sync::{Semaphore, mpsc};
-
-/// Work that may only start after the batch recording its intent has committed.
-#[derive(Debug)]
-pub(crate) enum AfterCommit {
-    /// Submit a task if Core has none under its key (adopt it otherwise).
-    Submit { request: TaskRequest },
-    /// Cancel a task, best effort.
-    Cancel { task_id: TaskId },
-}
 
 /// Calls Core at most this many times at once.
 const MAX_CONCURRENT_CORE_CALLS: usize = 64;
 
 /// Runs until the work channel closes.
 pub(crate) async fn run(
-    mut work: mpsc::UnboundedReceiver<AfterCommit>,
+    mut work: mpsc::UnboundedReceiver<CoreCall>,
     core: Arc<dyn Core>,
     reducer: mpsc::Sender<ReducerInput>,
     metrics: Arc<Metrics>,
@@ -34,7 +25,7 @@ pub(crate) async fn run(
     // re-claim) waits for the first's answer instead of racing it to Core.
     let in_flight: Arc<Mutex<HashSet<IdempotencyKey>>> = Arc::default();
     while let Some(item) = work.recv().await {
-        if let AfterCommit::Submit { request } = &item {
+        if let CoreCall::Submit { request } = &item {
             let mut keys = in_flight.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             if !keys.insert(request.idempotency_key.clone()) {
                 continue;
@@ -47,12 +38,12 @@ pub(crate) async fn run(
         let metrics = metrics.clone();
         tokio::spawn(async move {
             match item {
-                AfterCommit::Submit { request } => {
+                CoreCall::Submit { request } => {
                     let key = request.idempotency_key.clone();
                     submit_if_absent(&*core, request, &reducer, &metrics).await;
                     in_flight.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&key);
                 }
-                AfterCommit::Cancel { task_id } => {
+                CoreCall::Cancel { task_id } => {
                     let started = Instant::now();
                     if let Err(error) = core.cancel(&task_id).await {
                         tracing::warn!(%error, %task_id, "cancel failed");

@@ -2,108 +2,16 @@
 //! awaits the reducer's reply on a oneshot channel. Commands are answered only after their event
 //! is durable.
 
-use crate::reducer::{Command, Query, QueryReply, ReducerInput, Reply};
-use serde::{Deserialize, Serialize};
+use crate::protocol::{
+    Command, CommandError, ComponentFilter, CreateRunOutcome, EventsPage, InventorySummary, Query,
+    QueryReply, RackDetail, ReducerInput, Reply,
+};
 use std::time::Duration;
 use steward_proto::{
-    ComponentId, ComponentKind, ComponentView, CreateRunRequest, EventRecord, HistoryEntry, Hold,
-    InventoryUpsert, Observation, Phase, Rack, RackId, Run, RunId, ServiceState, Target,
-    ValidationErrors,
+    ComponentId, ComponentView, CreateRunRequest, EventRecord, HistoryEntry, Hold, InventoryUpsert,
+    Observation, Rack, RackId, Run, RunId, ServiceState, Target,
 };
 use tokio::sync::{broadcast, mpsc, oneshot};
-
-/// Why the reducer refused a command or query.
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
-pub enum CommandError {
-    /// The named thing does not exist.
-    #[error("{what} {id} not found")]
-    NotFound {
-        /// What kind of thing.
-        what: String,
-        /// Its id.
-        id: String,
-    },
-    /// The transition is not allowed from the current state.
-    #[error("{message}")]
-    IllegalTransition {
-        /// Human message naming from, to/event and what is allowed.
-        message: String,
-        /// Allowed targets (service states) or events (runs).
-        allowed: Vec<String>,
-    },
-    /// The request is invalid; every problem names its field.
-    #[error("invalid request: {0}")]
-    Invalid(ValidationErrors),
-    /// The store failed; nothing was changed.
-    #[error("store error: {0}")]
-    Store(String),
-    /// The runtime is shutting down.
-    #[error("steward is shutting down")]
-    ShuttingDown,
-}
-
-/// Counts of an inventory upsert.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InventorySummary {
-    /// Racks in the document.
-    pub racks: usize,
-    /// Components in the document.
-    pub components: usize,
-}
-
-/// A rack with its components (for `GET /v1/racks/{id}`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RackDetail {
-    /// The rack.
-    #[serde(flatten)]
-    pub rack: Rack,
-    /// Its components with status and service state.
-    pub components: Vec<ComponentView>,
-}
-
-/// Filter for component listings; every field optional.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ComponentFilter {
-    /// Only this rack.
-    pub rack: Option<RackId>,
-    /// Only this kind.
-    pub kind: Option<ComponentKind>,
-    /// Only this (effective) phase.
-    pub phase: Option<Phase>,
-    /// Only this service state.
-    pub service_state: Option<ServiceState>,
-}
-
-/// What `create_run` produced.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum CreateRunOutcome {
-    /// The run was created (and started).
-    Created(Box<Run>),
-    /// Dry run: what the run would look like; nothing was created.
-    DryRun(Box<DryRun>),
-}
-
-/// A dry run's plan.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct DryRun {
-    /// Always true.
-    pub dry_run: bool,
-    /// The run as it would be created.
-    pub run: Run,
-    /// Its targets in dispatch order, each with the hold it would have now.
-    pub targets: Vec<Target>,
-}
-
-/// A page of the event log.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct EventsPage {
-    /// Events after the requested seq, oldest first.
-    pub events: Vec<EventRecord>,
-    /// The seq to ask after next time.
-    pub next: u64,
-}
 
 /// A cloneable handle on a running reducer: the one way in for the HTTP API, the CLI's server
 /// and embedding daemons. Commands are answered after their event is durable; queries read the

@@ -1,31 +1,34 @@
-//! `steward-runtime`: the thin shell around Steward's pure core.
+//! `steward-runtime`: Steward's engine, the thin shell around the pure core.
 //!
 //! The reducer thread owns all mutation; the store persists state rows and the event log in one
 //! SQLite transaction per batch; the applier executes Core calls only after their intent is
-//! durable; pollers feed Core's view back in. The HTTP API and CLI sit on top of the same
-//! [`Handle`] an embedding daemon uses.
+//! durable; pollers feed Core's view back in. Everything talks to the reducer through the
+//! [`protocol`] (a [`Handle`] wraps it). No HTTP server, CLI or terminal UI lives here: the
+//! `steward` binary (crate `steward-app`) and embedding daemons sit on top of the same `Handle`.
+//!
+//! Cargo features (both default on): `webhooks` (signed delivery from the outbox) and `metrics`
+//! (Prometheus). With them off the engine depends on neither reqwest nor prometheus-client.
 
 mod applier;
-pub mod cli;
 pub mod clock;
-pub mod config;
 pub mod core;
-pub mod demo;
 pub mod handle;
-pub mod http;
+pub mod manual;
 pub mod metrics;
 mod pollers;
+pub mod protocol;
 mod reducer;
 pub mod runtime;
-pub mod simulation;
 pub mod store;
 pub mod webhooks;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
-pub use handle::{
-    CommandError, ComponentFilter, CreateRunOutcome, DryRun, EventsPage, Handle, InventorySummary,
+pub use handle::Handle;
+pub use manual::ManualReducer;
+pub use metrics::Metrics;
+pub use protocol::{
+    CommandError, ComponentFilter, CreateRunOutcome, DryRun, EventsPage, InventorySummary,
     RackDetail,
 };
-pub use metrics::Metrics;
 pub use reducer::SYSTEM_INITIATOR;
 pub use runtime::{Runtime, RuntimeConfig, StartError};

@@ -4,7 +4,7 @@
 use crate::core::Core;
 use crate::handle::Handle;
 use crate::metrics::Metrics;
-use crate::reducer::{Query, QueryReply, ReducerInput};
+use crate::protocol::{Query, QueryReply, ReducerInput};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;

@@ -7,7 +7,8 @@ use crate::core::Core;
 use crate::handle::Handle;
 use crate::metrics::Metrics;
 use crate::pollers;
-use crate::reducer::{Reducer, ReducerInput, ReducerSettings};
+use crate::protocol::ReducerInput;
+use crate::reducer::{Reducer, ReducerError, ReducerSettings};
 use crate::store::{Store, StoreError, StoreOptions};
 use crate::webhooks::{self, WebhookConfig};
 use std::path::PathBuf;
@@ -108,26 +109,52 @@ pub enum StartError {
 ///
 /// # Example
 ///
-/// Embedding Steward with the simulated Core: import its inventory, plan a run without creating
-/// it, then shut down.
+/// Embedding Steward with a Core of the daemon's own (here one that owns no hardware yet):
+/// import an inventory, plan a run without creating it, then shut down. A fuller example with
+/// a working Core is `examples/embedded.rs`; the simulated Core lives in `steward-sim`.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use std::sync::Arc;
-/// use steward_proto::{CreateRunRequest, Operation, RunPolicy, Selector};
-/// use steward_runtime::core::{SimConfig, SimCore};
+/// use steward_proto::{
+///     CreateRunRequest, IdempotencyKey, InventoryUpsert, Observation, Operation, RunPolicy,
+///     Selector, TaskId,
+/// };
+/// use steward_runtime::core::{Core, CoreError, SubmitOutcome, TaskReport, TaskRequest};
 /// use steward_runtime::{CreateRunOutcome, Runtime, RuntimeConfig, SystemClock};
 ///
+/// struct NoHardware;
+///
+/// #[async_trait::async_trait]
+/// impl Core for NoHardware {
+///     async fn observe(&self) -> Result<Vec<Observation>, CoreError> {
+///         Ok(Vec::new())
+///     }
+///     async fn submit(&self, _: &TaskRequest) -> Result<SubmitOutcome, CoreError> {
+///         Ok(SubmitOutcome::Rejected { message: "no hardware".into() })
+///     }
+///     async fn task_status(&self, task: &TaskId) -> Result<TaskReport, CoreError> {
+///         Err(CoreError::NotFound { task: task.clone() })
+///     }
+///     async fn find_task(&self, _: &IdempotencyKey) -> Result<Option<TaskReport>, CoreError> {
+///         Ok(None)
+///     }
+///     async fn cancel(&self, _: &TaskId) -> Result<(), CoreError> {
+///         Ok(())
+///     }
+/// }
+///
 /// let dir = tempfile::tempdir()?;
-/// let clock = Arc::new(SystemClock);
-/// let core = SimCore::new(SimConfig::default(), clock.clone())?;
-/// let runtime =
-///     Runtime::start(RuntimeConfig::new(dir.path().join("steward.db")), Arc::new(core.clone()), clock)
-///         .await?;
+/// let config = RuntimeConfig::new(dir.path().join("steward.db"));
+/// let runtime = Runtime::start(config, Arc::new(NoHardware), Arc::new(SystemClock)).await?;
 /// let handle = runtime.handle();
-/// let summary = handle.upsert_inventory(core.inventory(), "my-daemon").await?;
-/// assert_eq!(summary.racks, 8);
+/// let inventory: InventoryUpsert = serde_json::from_value(serde_json::json!({"racks": [
+///     {"id": "r1", "components": [{"id": "r1-c1", "kind": "compute"}]},
+///     {"id": "r2", "components": [{"id": "r2-c1", "kind": "compute"}]},
+/// ]}))?;
+/// let summary = handle.upsert_inventory(inventory, "my-daemon").await?;
+/// assert_eq!(summary.racks, 2);
 ///
 /// let request = CreateRunRequest {
 ///     name: Some("preview".into()),
@@ -139,7 +166,7 @@ pub enum StartError {
 /// let CreateRunOutcome::DryRun(plan) = handle.create_run(request, "my-daemon").await? else {
 ///     panic!("a dry run creates nothing");
 /// };
-/// assert_eq!(plan.targets.len(), 8);
+/// assert_eq!(plan.targets.len(), 2);
 /// assert!(handle.runs().await?.is_empty());
 /// runtime.shutdown().await;
 /// # Ok(())
@@ -149,7 +176,7 @@ pub struct Runtime {
     handle: Handle,
     metrics: Arc<Metrics>,
     stop: CancellationToken,
-    reducer: Option<std::thread::JoinHandle<()>>,
+    reducer: Option<std::thread::JoinHandle<Result<(), ReducerError>>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -255,8 +282,10 @@ impl Runtime {
         for task in self.tasks.drain(..) {
             task.abort();
         }
-        if let Some(reducer) = self.reducer.take() {
-            let _ = tokio::task::spawn_blocking(move || reducer.join()).await;
+        if let Some(reducer) = self.reducer.take()
+            && let Ok(Ok(Err(error))) = tokio::task::spawn_blocking(move || reducer.join()).await
+        {
+            tracing::error!(%error, "the reducer had stopped on an error");
         }
     }
 }

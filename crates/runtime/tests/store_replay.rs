@@ -151,13 +151,13 @@ fn drive_grouped(store: &mut Store, events: &[FleetEvent], group: usize) -> Flee
         let effects =
             fleet.apply(event, at).unwrap_or_else(|err| panic!("event {seq} rejected: {err}"));
         builder.event(seq, at, event).unwrap();
-        builder.effects(&effects, at);
+        builder.writes(&effects.writes, at);
         if (seq as usize).is_multiple_of(group) {
-            store.commit(&std::mem::take(&mut builder).finish(&fleet)).unwrap();
+            store.commit(&std::mem::take(&mut builder).finish(&fleet).unwrap()).unwrap();
         }
     }
     if !builder.is_empty() {
-        store.commit(&builder.finish(&fleet)).unwrap();
+        store.commit(&builder.finish(&fleet).unwrap()).unwrap();
     }
     fleet
 }

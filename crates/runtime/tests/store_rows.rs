@@ -13,7 +13,7 @@ use steward_proto::{
     StatusCounts, Target, TargetId, TargetStatus, Task, TaskId, TaskStatus, Timestamp, Wave,
 };
 use steward_runtime::store::{
-    ComponentRow, OutboxRow, Store, StoreError, StoreOptions, Synchronous, WriteBatch,
+    ComponentRow, OutboxAck, OutboxRow, Store, StoreError, StoreOptions, Synchronous, WriteBatch,
 };
 use steward_state_machine::FleetConfig;
 
@@ -198,6 +198,7 @@ fn full_batch() -> WriteBatch {
         runs: vec![run("run-1", RunStatus::Running)],
         targets: vec![(pending.clone(), 0), (submitted.clone(), 1)],
         tasks: vec![task(&submitted)],
+        outbox_acks: Vec::new(),
         history: vec![history("r1-c1", "in_service", "maintenance", t(1))],
         outbox: vec![outbox("ops", 2)],
     }
@@ -413,15 +414,20 @@ fn outbox_is_ordered_by_seq_per_webhook_and_tracks_delivery() {
     assert_eq!(store.outbox_pending("ops", 2).unwrap().len(), 2);
 
     let head = store.outbox_pending("ops", 1).unwrap().remove(0);
-    store.outbox_record_attempt(head.id, t(30), "connection refused").unwrap();
-    store.outbox_record_attempt(head.id, t(60), "HTTP 503").unwrap();
+    let failed = |at, error: &str| OutboxAck::Failed {
+        id: head.id,
+        next_attempt_at: t(at),
+        error: error.to_string(),
+    };
+    ack(&mut store, failed(30, "connection refused")).unwrap();
+    ack(&mut store, failed(60, "HTTP 503")).unwrap();
     let retried = store.outbox_row(head.id).unwrap().unwrap();
     assert_eq!(retried.attempts, 2);
     assert_eq!(retried.next_attempt_at, t(60));
     assert_eq!(retried.last_error.as_deref(), Some("HTTP 503"));
     assert_eq!(seqs(&store, "ops"), vec![3, 5, 7], "a failed attempt keeps its place");
 
-    store.outbox_mark_delivered(head.id, t(61)).unwrap();
+    ack(&mut store, OutboxAck::Delivered { id: head.id, at: t(61) }).unwrap();
     let delivered = store.outbox_row(head.id).unwrap().unwrap();
     assert_eq!(delivered.delivered_at, Some(t(61)));
     assert_eq!(delivered.last_error, None);
@@ -434,16 +440,23 @@ fn outbox_is_ordered_by_seq_per_webhook_and_tracks_delivery() {
     assert_eq!(seqs(&store, "ops"), vec![7]);
 
     assert!(matches!(
-        store.outbox_mark_delivered(9999, t(1)),
+        ack(&mut store, OutboxAck::Delivered { id: 9999, at: t(1) }),
         Err(StoreError::OutboxRowNotFound { id: 9999 })
     ));
+    let ghost_failure =
+        OutboxAck::Failed { id: 9999, next_attempt_at: t(1), error: "x".to_string() };
     assert!(matches!(
-        store.outbox_record_attempt(9999, t(1), "x"),
+        ack(&mut store, ghost_failure),
         Err(StoreError::OutboxRowNotFound { id: 9999 })
     ));
     let ghost = OutboxRow { id: 9999, ..outbox("ops", 8) };
     assert!(store.commit(&WriteBatch { outbox: vec![ghost], ..WriteBatch::default() }).is_err());
     assert_eq!(seqs(&store, "ops"), vec![7]);
+}
+
+/// Commits one webhook acknowledgement the way the reducer does: inside a batch.
+fn ack(store: &mut Store, ack: OutboxAck) -> Result<(), StoreError> {
+    store.commit(&WriteBatch { outbox_acks: vec![ack], ..WriteBatch::default() })
 }
 
 #[test]

@@ -140,7 +140,10 @@ impl ValueFormatter for NsFormatter {
 fn target_steps<M: Measurement>(c: &mut Criterion<M>) {
     let now = t0();
     let start = target();
-    let claim = TargetEvent::Claim { lease_until: now + TimeDelta::seconds(30) };
+    let claim = TargetEvent::Claim {
+        lease_until: now + TimeDelta::seconds(30),
+        operation: steward_proto::Operation::PowerCycle,
+    };
     let submitted = TargetEvent::Submitted { task_id: TaskId::new("task-0001") };
     let finished = TargetEvent::TaskFinished {
         status: TaskStatus::Completed,

@@ -7,8 +7,8 @@
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use steward_proto::{
-    ComponentId, HistoryEntry, IdempotencyKey, Phase, RackId, RunId, RunStatus, RunStatusReason,
-    TargetId, TaskId,
+    ComponentId, HistoryEntry, IdempotencyKey, Operation, Phase, RackId, RunId, RunStatus,
+    RunStatusReason, TargetId, TaskId,
 };
 
 /// One thing a transition asks the shell to do.
@@ -33,7 +33,7 @@ pub enum Effect {
     PersistServiceState(ComponentId),
     /// Append a service-state history entry.
     AppendHistory(HistoryEntry),
-    /// Submit a task to Core (after commit). The runtime adds the run's operation.
+    /// Submit a task to Core (after commit).
     SubmitTask(SubmitTask),
     /// Ask Core to cancel a task (after commit, best effort).
     CancelTask {
@@ -46,11 +46,13 @@ pub enum Effect {
     Notify(Notification),
 }
 
-/// A task submission request.
+/// A task submission request: everything Core needs, so the runtime sends what it was given.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubmitTask {
     /// The run.
     pub run_id: RunId,
+    /// The operation (the run's), with its version and component kinds.
+    pub operation: Operation,
     /// The target.
     pub target_id: TargetId,
     /// The rack.
@@ -138,5 +140,84 @@ impl Effect {
     /// Whether the effect may only run after the batch recording it has committed.
     pub fn after_commit(&self) -> bool {
         matches!(self, Effect::SubmitTask(_) | Effect::CancelTask { .. } | Effect::Notify(_))
+    }
+}
+
+/// A row an accepted event asks to write in the same transaction as the event itself.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Write {
+    /// The run's row.
+    Run(RunId),
+    /// The target's row.
+    Target(TargetId),
+    /// The task's row.
+    Task(TaskId),
+    /// The rack's inventory row.
+    Rack(RackId),
+    /// The component's row (inventory facts, raw state, status or service state changed).
+    Component(ComponentId),
+    /// A service-state history entry to append.
+    History(HistoryEntry),
+}
+
+/// Work an accepted event asks for that may start only once the transaction recording the
+/// event has committed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AfterCommit {
+    /// Submit a task to Core.
+    SubmitTask(SubmitTask),
+    /// Ask Core to cancel a task, best effort.
+    CancelTask {
+        /// Core's task id.
+        task_id: TaskId,
+        /// The target it serves.
+        target_id: TargetId,
+    },
+    /// Tell subscribers and webhooks.
+    Notify(Notification),
+}
+
+/// What [`crate::Fleet::apply`] returns for an accepted event: rows to write now, apart from work
+/// after the commit, so a shell cannot run a Core call or a notification before its intent is
+/// durable by mistake.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Effects {
+    /// Rows for the event's own transaction, in the order the machines named them.
+    pub writes: Vec<Write>,
+    /// Work for after the commit, in order.
+    pub after_commit: Vec<AfterCommit>,
+}
+
+impl Effects {
+    /// Whether the event changed nothing (an event that changes nothing is not logged).
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty() && self.after_commit.is_empty()
+    }
+
+    /// Sorts the machines' effects by durability, keeping their order within each side.
+    pub fn split(effects: Vec<Effect>) -> Self {
+        let mut split = Effects::default();
+        for effect in effects {
+            match effect {
+                Effect::PersistRun(id) => split.writes.push(Write::Run(id)),
+                Effect::PersistTarget(id) => split.writes.push(Write::Target(id)),
+                Effect::PersistTask(id) => split.writes.push(Write::Task(id)),
+                Effect::PersistRack(id) => split.writes.push(Write::Rack(id)),
+                Effect::PersistComponent(id)
+                | Effect::PersistComponentStatus(id)
+                | Effect::PersistServiceState(id) => split.writes.push(Write::Component(id)),
+                Effect::AppendHistory(entry) => split.writes.push(Write::History(entry)),
+                Effect::SubmitTask(submit) => {
+                    split.after_commit.push(AfterCommit::SubmitTask(submit))
+                }
+                Effect::CancelTask { task_id, target_id } => {
+                    split.after_commit.push(AfterCommit::CancelTask { task_id, target_id })
+                }
+                Effect::Notify(notification) => {
+                    split.after_commit.push(AfterCommit::Notify(notification))
+                }
+            }
+        }
+        split
     }
 }

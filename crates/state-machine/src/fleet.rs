@@ -15,7 +15,7 @@
 //!   observation is identical (which yields no effects and need not be logged).
 //! - A fleet built from stored rows instead of by replay must call [`Fleet::rebuild_indexes`].
 
-use crate::effect::Effect;
+use crate::effect::{Effect, Effects, SubmitTask};
 use crate::error::Rejected;
 use crate::machine::Machine;
 use crate::run::{RunEvent, RunMachine};
@@ -319,8 +319,19 @@ impl Fleet {
         Self { config, ..Self::default() }
     }
 
-    /// Applies one event at `now`. On `Err`, nothing changed.
-    pub fn apply(&mut self, event: &FleetEvent, now: Timestamp) -> Result<Vec<Effect>, Rejected> {
+    /// Applies one event at `now`: the rows to write with it, apart from the work that must
+    /// wait for their commit. On `Err`, nothing changed.
+    pub fn apply(&mut self, event: &FleetEvent, now: Timestamp) -> Result<Effects, Rejected> {
+        self.apply_effects(event, now).map(Effects::split)
+    }
+
+    /// [`Fleet::apply`] with the machines' own effect vocabulary, unsplit (for tests that check
+    /// which effects each event produces).
+    pub fn apply_effects(
+        &mut self,
+        event: &FleetEvent,
+        now: Timestamp,
+    ) -> Result<Vec<Effect>, Rejected> {
         match event {
             FleetEvent::InventoryUpserted { racks, .. } => self.upsert_inventory(racks),
             FleetEvent::ComponentObserved {
@@ -382,7 +393,11 @@ impl Fleet {
                         why: format!("run {} is {}, not running", run.id, run.status),
                     });
                 }
-                self.target_event(target_id, &TargetEvent::Claim { lease_until: *lease_until }, now)
+                let claim = TargetEvent::Claim {
+                    lease_until: *lease_until,
+                    operation: run.operation.clone(),
+                };
+                self.target_event(target_id, &claim, now)
             }
             FleetEvent::TargetSubmitted { target_id, task_id } => self.target_event(
                 target_id,
@@ -420,6 +435,22 @@ impl Fleet {
                 self.observe_task(task_id, target_id, *status, message, component_results, now)
             }
         }
+    }
+
+    /// The submissions of every claimed target (in target id order): after a restart or a
+    /// reload each may or may not have reached Core, so the shell re-issues them as
+    /// submit-if-absent.
+    pub fn claimed_submissions(&self) -> Vec<SubmitTask> {
+        self.run_active
+            .values()
+            .flatten()
+            .filter_map(|id| self.targets.get(id))
+            .filter(|target| target.status == TargetStatus::Claimed)
+            .filter_map(|target| {
+                let run = self.runs.get(&target.run_id)?;
+                Some(crate::target::submission(target, &run.operation))
+            })
+            .collect()
     }
 
     /// The status the planner must use for `component` at `now`: unknown when never observed,

@@ -16,7 +16,7 @@ pub mod table;
 pub mod target;
 pub mod task;
 
-pub use effect::{EFFECT_KINDS, Effect, Notification, SubmitTask};
+pub use effect::{AfterCommit, EFFECT_KINDS, Effect, Effects, Notification, SubmitTask, Write};
 pub use error::Rejected;
 pub use fleet::{
     ComponentEntry, Fleet, FleetConfig, FleetEvent, FleetSnapshot, PersistedComponent,
@@ -28,5 +28,6 @@ pub use status::{MappingError, StatusMapper, effective_status, is_stale};
 pub use table::{Transition, TransitionTable};
 pub use target::{
     TARGET_ROWS, TargetEvent, TargetEventKind, TargetMachine, idempotency_key, next_conflict_delay,
+    submission,
 };
 pub use task::{TASK_ROWS, TaskEvent, TaskEventKind, TaskMachine};

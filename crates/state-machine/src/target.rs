@@ -20,7 +20,22 @@ use crate::effect::{Effect, SubmitTask};
 use crate::error::Rejected;
 use crate::machine::{Machine, Row, guard, require_pair, require_row, row};
 use std::fmt;
-use steward_proto::{Hold, IdempotencyKey, Target, TargetStatus, TaskId, TaskStatus, Timestamp};
+use steward_proto::{
+    Hold, IdempotencyKey, Operation, Target, TargetStatus, TaskId, TaskStatus, Timestamp,
+};
+
+/// The submission of a claimed target: the run's operation over the target's components, under
+/// the key of its current attempt. Claiming emits it; recovery re-issues it.
+pub fn submission(target: &Target, operation: &Operation) -> SubmitTask {
+    SubmitTask {
+        run_id: target.run_id.clone(),
+        operation: operation.clone(),
+        target_id: target.id.clone(),
+        rack_id: target.rack_id.clone(),
+        components: target.components.clone(),
+        idempotency_key: idempotency_key(target),
+    }
+}
 
 /// An event the target machine accepts.
 #[derive(Clone, Debug, PartialEq)]
@@ -29,6 +44,8 @@ pub enum TargetEvent {
     Claim {
         /// End of the claim lease.
         lease_until: Timestamp,
+        /// The run's operation, carried into the submission.
+        operation: Operation,
     },
     /// claimed -> submitted: Core accepted the task.
     Submitted {
@@ -325,7 +342,7 @@ impl Machine for TargetMachine {
             }};
         }
         match event {
-            TargetEvent::Claim { lease_until } => {
+            TargetEvent::Claim { lease_until, operation } => {
                 if let Some(retry_after) = state.retry_after
                     && now < retry_after
                 {
@@ -343,13 +360,7 @@ impl Machine for TargetMachine {
                 next.lease_until = Some(*lease_until);
                 next.retry_after = None;
                 next.hold = None;
-                let submit = SubmitTask {
-                    run_id: state.run_id.clone(),
-                    target_id: state.id.clone(),
-                    rack_id: state.rack_id.clone(),
-                    components: state.components.clone(),
-                    idempotency_key: idempotency_key(state),
-                };
+                let submit = submission(state, operation);
                 let effects =
                     vec![Effect::PersistTarget(state.id.clone()), Effect::SubmitTask(submit)];
                 accept!(next, effects)

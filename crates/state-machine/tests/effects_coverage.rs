@@ -102,7 +102,7 @@ fn every_effect_kind_is_produced() {
     let mut kinds = BTreeSet::new();
     let mut notifications = BTreeSet::new();
     for event in scenario() {
-        for effect in fleet.apply(&event, t0()).unwrap() {
+        for effect in fleet.apply_effects(&event, t0()).unwrap() {
             assert!(EFFECT_KINDS.contains(&effect.kind()), "{} not listed", effect.kind());
             if let Effect::Notify(n) = &effect {
                 notifications.insert(n.kind());
@@ -123,7 +123,7 @@ fn every_effect_kind_is_produced() {
 fn only_external_effects_wait_for_commit() {
     let mut fleet = Fleet::new(FleetConfig::default());
     for event in scenario() {
-        for effect in fleet.apply(&event, t0()).unwrap() {
+        for effect in fleet.apply_effects(&event, t0()).unwrap() {
             let external = matches!(
                 effect,
                 Effect::SubmitTask(_) | Effect::CancelTask { .. } | Effect::Notify(_)

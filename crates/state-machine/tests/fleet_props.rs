@@ -316,10 +316,10 @@ proptest! {
         let mut now = t0();
         let mut log: Vec<(FleetEvent, Timestamp, Vec<Effect>)> = Vec::new();
         let first = inventory(0b0_1111, 0);
-        let effects = fleet.apply(&first, now).unwrap();
+        let effects = fleet.apply_effects(&first, now).unwrap();
         log.push((first, now, effects));
         for event in [run_created(0, 0b1111, 2, 2), FleetEvent::RunStarted { run_id: run_id(0) }] {
-            let effects = fleet.apply(&event, now).unwrap();
+            let effects = fleet.apply_effects(&event, now).unwrap();
             log.push((event, now, effects));
         }
         let mut next_task = 0;
@@ -329,7 +329,7 @@ proptest! {
             let event = realise(op, &fleet, now, &mut next_task);
             let before = fleet.snapshot();
             let times = observation_times(&fleet);
-            match fleet.apply(&event, now) {
+            match fleet.apply_effects(&event, now) {
                 Ok(effects) => {
                     accepted += 1;
                     if std::env::var_os("FLEET_PROPS_TRACE").is_some() {
@@ -376,7 +376,7 @@ proptest! {
         // Replay of the logged events.
         let mut replayed = Fleet::new(config());
         for (event, at, effects) in &log {
-            let again = replayed.apply(event, *at);
+            let again = replayed.apply_effects(event, *at);
             prop_assert_eq!(again.as_ref(), Ok(effects), "replay of {:?} differs", event);
         }
         prop_assert!(replayed.persisted_eq(&fleet));

@@ -108,7 +108,7 @@ fn fleet() -> Fleet {
 /// Applies and checks the invariants; a rejection must leave the fleet unchanged.
 fn apply(fleet: &mut Fleet, event: &FleetEvent, now: Timestamp) -> Result<Vec<Effect>, Rejected> {
     let before = fleet.snapshot();
-    let result = fleet.apply(event, now);
+    let result = fleet.apply_effects(event, now);
     if result.is_err() {
         assert_eq!(fleet.snapshot(), before, "a rejected event changed the fleet");
     }

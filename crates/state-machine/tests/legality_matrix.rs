@@ -131,9 +131,10 @@ fn target_in(status: TargetStatus) -> Target {
 
 fn target_event(kind: TargetEventKind, variant: u8) -> TargetEvent {
     match kind {
-        TargetEventKind::Claim => {
-            TargetEvent::Claim { lease_until: now() + TimeDelta::seconds(30) }
-        }
+        TargetEventKind::Claim => TargetEvent::Claim {
+            lease_until: now() + TimeDelta::seconds(30),
+            operation: steward_proto::Operation::PowerCycle,
+        },
         TargetEventKind::Submitted => TargetEvent::Submitted { task_id: "task-1".into() },
         TargetEventKind::Conflict => TargetEvent::Conflict {
             message: "busy".into(),

@@ -57,8 +57,15 @@ fn step(t: &Target, e: &TargetEvent, now: Timestamp) -> Result<(Target, Vec<Effe
 #[test]
 fn claim_submit_complete_cycle() {
     let now = t0();
-    let (claimed, effects) =
-        step(&target(), &TargetEvent::Claim { lease_until: now + secs(30) }, now).unwrap();
+    let (claimed, effects) = step(
+        &target(),
+        &TargetEvent::Claim {
+            lease_until: now + secs(30),
+            operation: steward_proto::Operation::PowerCycle,
+        },
+        now,
+    )
+    .unwrap();
     assert_eq!(claimed.status, TargetStatus::Claimed);
     assert_eq!(claimed.lease_until, Some(now + secs(30)));
     assert_eq!(effects.len(), 2);
@@ -92,10 +99,24 @@ fn failure_with_attempts_left_goes_back_to_pending_with_next_key() {
     assert_eq!(next.task_id, None);
     assert_eq!(next.retry_after, Some(now + secs(60)));
     // Not claimable before the backoff passed.
-    let early = step(&next, &TargetEvent::Claim { lease_until: now + secs(90) }, now + secs(10));
+    let early = step(
+        &next,
+        &TargetEvent::Claim {
+            lease_until: now + secs(90),
+            operation: steward_proto::Operation::PowerCycle,
+        },
+        now + secs(10),
+    );
     assert!(matches!(early, Err(Rejected::Guard { .. })), "{early:?}");
-    let (claimed, effects) =
-        step(&next, &TargetEvent::Claim { lease_until: now + secs(200) }, now + secs(60)).unwrap();
+    let (claimed, effects) = step(
+        &next,
+        &TargetEvent::Claim {
+            lease_until: now + secs(200),
+            operation: steward_proto::Operation::PowerCycle,
+        },
+        now + secs(60),
+    )
+    .unwrap();
     match &effects[1] {
         Effect::SubmitTask(submit) => {
             assert_eq!(submit.idempotency_key.as_str(), "run-1/run-1:r1/2")
@@ -108,8 +129,14 @@ fn failure_with_attempts_left_goes_back_to_pending_with_next_key() {
     let (failed, _) = step(&submitted, &finished(TaskStatus::Failed, 2), now + secs(62)).unwrap();
     assert_eq!(failed.status, TargetStatus::Failed);
     // failed is terminal and absorbing.
-    let again =
-        step(&failed, &TargetEvent::Claim { lease_until: now + secs(999) }, now + secs(999));
+    let again = step(
+        &failed,
+        &TargetEvent::Claim {
+            lease_until: now + secs(999),
+            operation: steward_proto::Operation::PowerCycle,
+        },
+        now + secs(999),
+    );
     assert!(
         matches!(again, Err(Rejected::IllegalTransition { allowed, .. }) if allowed.is_empty())
     );
@@ -141,14 +168,28 @@ fn conflict_backoff_doubles_caps_and_survives_reclaims() {
     let mut t = target();
     let mut delays = Vec::new();
     for _ in 0..8 {
-        let (claimed, _) =
-            step(&t, &TargetEvent::Claim { lease_until: now + secs(30) }, now).unwrap();
+        let (claimed, _) = step(
+            &t,
+            &TargetEvent::Claim {
+                lease_until: now + secs(30),
+                operation: steward_proto::Operation::PowerCycle,
+            },
+            now,
+        )
+        .unwrap();
         let (blocked, _) = step(&claimed, &conflict(), now).unwrap();
         assert_eq!(blocked.status, TargetStatus::Blocked);
         assert_eq!(blocked.blocked_since, Some(t0()), "blocked_since is the first conflict");
         delays.push(blocked.conflict_delay_seconds);
         // Not re-claimable before retry_after.
-        let early = step(&blocked, &TargetEvent::Claim { lease_until: now + secs(999) }, now);
+        let early = step(
+            &blocked,
+            &TargetEvent::Claim {
+                lease_until: now + secs(999),
+                operation: steward_proto::Operation::PowerCycle,
+            },
+            now,
+        );
         assert!(matches!(early, Err(Rejected::Guard { .. })));
         now = blocked.retry_after.unwrap();
         t = blocked;
@@ -160,8 +201,15 @@ fn conflict_backoff_doubles_caps_and_survives_reclaims() {
 #[test]
 fn lease_expiry_is_guarded_by_the_lease() {
     let now = t0();
-    let (claimed, _) =
-        step(&target(), &TargetEvent::Claim { lease_until: now + secs(30) }, now).unwrap();
+    let (claimed, _) = step(
+        &target(),
+        &TargetEvent::Claim {
+            lease_until: now + secs(30),
+            operation: steward_proto::Operation::PowerCycle,
+        },
+        now,
+    )
+    .unwrap();
     let early = step(&claimed, &TargetEvent::LeaseExpired, now + secs(29));
     assert!(matches!(early, Err(Rejected::Guard { .. })));
     let (pending, _) = step(&claimed, &TargetEvent::LeaseExpired, now + secs(30)).unwrap();
@@ -239,7 +287,10 @@ fn gen_event() -> impl Strategy<Value = Gen> {
 
 fn realise(g: &Gen, now: Timestamp) -> TargetEvent {
     match g {
-        Gen::Claim(s) => TargetEvent::Claim { lease_until: now + secs(*s) },
+        Gen::Claim(s) => TargetEvent::Claim {
+            lease_until: now + secs(*s),
+            operation: steward_proto::Operation::PowerCycle,
+        },
         Gen::Submitted(n) => TargetEvent::Submitted { task_id: TaskId::new(format!("task-{n}")) },
         Gen::Conflict => conflict(),
         Gen::LeaseExpired => TargetEvent::LeaseExpired,

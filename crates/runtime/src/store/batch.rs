@@ -1,5 +1,6 @@
-//! `BatchBuilder`: turns accepted events and the persist effects they produced into one
-//! [`WriteBatch`], the way the reducer's group commit needs it.
+//! `BatchBuilder`: the one write path. It turns accepted events, the rows their effects name,
+//! outbox rows and webhook acknowledgements into one [`WriteBatch`]; the reducer's group commit
+//! and the store's own tests both go through it.
 //!
 //! Each row is written once per batch with its latest value (read from the fleet when the batch
 //! is finished), in the order its first effect named it. That order matters for components: the
@@ -8,13 +9,13 @@
 
 use super::codec::to_json;
 use super::error::StoreError;
-use super::{ComponentRow, OutboxRow, WriteBatch};
+use super::{ComponentRow, OutboxAck, OutboxRow, WriteBatch};
 use std::collections::{BTreeMap, HashSet};
 use std::hash::Hash;
 use steward_proto::{
     ComponentId, EventRecord, HistoryEntry, RackId, RunId, TargetId, TaskId, Timestamp,
 };
-use steward_state_machine::{Effect, Fleet, FleetEvent};
+use steward_state_machine::{Fleet, FleetEvent, Write};
 
 /// Ids in first-mention order, without repeats.
 #[derive(Debug)]
@@ -49,6 +50,7 @@ pub struct BatchBuilder {
     tasks: Ordered<TaskId>,
     history: Vec<HistoryEntry>,
     outbox: Vec<OutboxRow>,
+    outbox_acks: Vec<OutboxAck>,
 }
 
 impl BatchBuilder {
@@ -67,6 +69,12 @@ impl BatchBuilder {
             && self.tasks.order.is_empty()
             && self.history.is_empty()
             && self.outbox.is_empty()
+            && self.outbox_acks.is_empty()
+    }
+
+    /// Number of event-log rows so far.
+    pub fn event_count(&self) -> usize {
+        self.events.len()
     }
 
     /// Adds the event-log row for an accepted event: `data` is the event's JSON, `kind` its tag.
@@ -88,25 +96,28 @@ impl BatchBuilder {
         Ok(())
     }
 
-    /// Notes the rows that `effects` (returned by `Fleet::apply` at `at`) ask to persist, and
-    /// the history entries they append. Effects that run after commit are ignored here.
-    pub fn effects(&mut self, effects: &[Effect], at: Timestamp) {
-        for effect in effects {
-            match effect {
-                Effect::PersistRack(id) => self.racks.push(id),
-                Effect::PersistComponent(id)
-                | Effect::PersistComponentStatus(id)
-                | Effect::PersistServiceState(id) => {
+    /// Notes the rows an accepted event's `writes` (from `Fleet::apply` at `at`) name, and the
+    /// history entries they append.
+    pub fn writes(&mut self, writes: &[Write], at: Timestamp) {
+        for write in writes {
+            match write {
+                Write::Rack(id) => self.racks.push(id),
+                Write::Component(id) => {
                     self.components.push(id);
                     self.component_updated_at.insert(id.clone(), at);
                 }
-                Effect::PersistRun(id) => self.runs.push(id),
-                Effect::PersistTarget(id) => self.targets.push(id),
-                Effect::PersistTask(id) => self.tasks.push(id),
-                Effect::AppendHistory(entry) => self.history.push(entry.clone()),
-                Effect::SubmitTask(_) | Effect::CancelTask { .. } | Effect::Notify(_) => {}
+                Write::Run(id) => self.runs.push(id),
+                Write::Target(id) => self.targets.push(id),
+                Write::Task(id) => self.tasks.push(id),
+                Write::History(entry) => self.history.push(entry.clone()),
             }
         }
+    }
+
+    /// Records a webhook acknowledgement (delivered, or failed with a next attempt) in the batch's
+    /// transaction.
+    pub fn outbox_ack(&mut self, ack: OutboxAck) {
+        self.outbox_acks.push(ack);
     }
 
     /// Adds an outbox row (a webhook delivery recorded with the event that caused it).
@@ -115,8 +126,9 @@ impl BatchBuilder {
     }
 
     /// The batch, with every noted row read from `fleet` (the state after the batch's events).
-    /// A row whose record no longer exists in the fleet is left out.
-    pub fn finish(self, fleet: &Fleet) -> WriteBatch {
+    /// A row whose record no longer exists in the fleet is left out; a target without a
+    /// position in its run is an error (the fleet's indexes are broken), never a silent 0.
+    pub fn finish(self, fleet: &Fleet) -> Result<WriteBatch, StoreError> {
         let components = self
             .components
             .order
@@ -133,24 +145,26 @@ impl BatchBuilder {
                 })
             })
             .collect();
-        WriteBatch {
+        let mut targets = Vec::with_capacity(self.targets.order.len());
+        for id in &self.targets.order {
+            let Some(target) = fleet.targets.get(id) else { continue };
+            let position =
+                fleet.target_positions.get(id).copied().ok_or_else(|| StoreError::Encode {
+                    what: format!("target {id}"),
+                    message: "the fleet has no position for it".into(),
+                })?;
+            targets.push((target.clone(), position));
+        }
+        Ok(WriteBatch {
             events: self.events,
             racks: self.racks.order.iter().filter_map(|id| fleet.racks.get(id).cloned()).collect(),
             components,
             runs: self.runs.order.iter().filter_map(|id| fleet.runs.get(id).cloned()).collect(),
-            targets: self
-                .targets
-                .order
-                .iter()
-                .filter_map(|id| {
-                    let target = fleet.targets.get(id)?;
-                    let position = fleet.target_positions.get(id).copied()?;
-                    Some((target.clone(), position))
-                })
-                .collect(),
+            targets,
             tasks: self.tasks.order.iter().filter_map(|id| fleet.tasks.get(id).cloned()).collect(),
             history: self.history,
             outbox: self.outbox,
-        }
+            outbox_acks: self.outbox_acks,
+        })
     }
 }

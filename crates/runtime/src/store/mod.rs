@@ -140,6 +140,29 @@ pub struct WriteBatch {
     pub history: Vec<HistoryEntry>,
     /// Outbox rows to insert (`id == 0`) or update.
     pub outbox: Vec<OutboxRow>,
+    /// Webhook acknowledgements, written in the same transaction as the rest.
+    pub outbox_acks: Vec<OutboxAck>,
+}
+
+/// What a webhook worker reported about one outbox row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OutboxAck {
+    /// A 2xx acknowledged it.
+    Delivered {
+        /// The row.
+        id: i64,
+        /// When.
+        at: Timestamp,
+    },
+    /// The attempt failed; try again at `next_attempt_at`.
+    Failed {
+        /// The row.
+        id: i64,
+        /// Earliest next attempt.
+        next_attempt_at: Timestamp,
+        /// Why it failed.
+        error: String,
+    },
 }
 
 impl WriteBatch {
@@ -153,6 +176,7 @@ impl WriteBatch {
             && self.tasks.is_empty()
             && self.history.is_empty()
             && self.outbox.is_empty()
+            && self.outbox_acks.is_empty()
     }
 }
 
@@ -384,6 +408,9 @@ impl Store {
                 }
             }
         }
+        for ack in &batch.outbox_acks {
+            write_outbox_ack(&tx, ack)?;
+        }
         tx.commit()?;
         Ok(())
     }
@@ -471,38 +498,6 @@ impl Store {
         rows.next()?.map(outbox_row).transpose()
     }
 
-    /// Records that the row was acknowledged at `at`.
-    pub fn outbox_mark_delivered(&mut self, id: i64, at: Timestamp) -> Result<(), StoreError> {
-        let changed = self
-            .conn
-            .prepare_cached("UPDATE outbox SET delivered_at = ?2, last_error = NULL WHERE id = ?1")?
-            .execute(params![id, ts(&at)])?;
-        if changed == 0 {
-            return Err(StoreError::OutboxRowNotFound { id });
-        }
-        Ok(())
-    }
-
-    /// Records a failed attempt: one more attempt, the error, and when to try again.
-    pub fn outbox_record_attempt(
-        &mut self,
-        id: i64,
-        next_attempt_at: Timestamp,
-        error: &str,
-    ) -> Result<(), StoreError> {
-        let changed = self
-            .conn
-            .prepare_cached(
-                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, \
-                 last_error = ?3 WHERE id = ?1",
-            )?
-            .execute(params![id, ts(&next_attempt_at), error])?;
-        if changed == 0 {
-            return Err(StoreError::OutboxRowNotFound { id });
-        }
-        Ok(())
-    }
-
     /// Copies committed WAL frames into the database file without blocking anyone
     /// (`PRAGMA wal_checkpoint(PASSIVE)`); the reducer calls it when it has nothing else to do.
     pub fn checkpoint(&self) -> Result<(), StoreError> {
@@ -553,6 +548,32 @@ pub(crate) fn last_seq(conn: &Connection) -> Result<u64, StoreError> {
         .optional()?
         .flatten();
     to_u64(seq.unwrap_or(0), || "events column seq".to_string())
+}
+
+/// Writes one webhook acknowledgement inside the batch's transaction; a row that does not exist
+/// fails the whole batch.
+fn write_outbox_ack(tx: &rusqlite::Transaction<'_>, ack: &OutboxAck) -> Result<(), StoreError> {
+    let (id, changed) = match ack {
+        OutboxAck::Delivered { id, at } => (
+            *id,
+            tx.prepare_cached(
+                "UPDATE outbox SET delivered_at = ?2, last_error = NULL WHERE id = ?1",
+            )?
+            .execute(params![id, ts(at)])?,
+        ),
+        OutboxAck::Failed { id, next_attempt_at, error } => (
+            *id,
+            tx.prepare_cached(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, \
+                 last_error = ?3 WHERE id = ?1",
+            )?
+            .execute(params![id, ts(next_attempt_at), error])?,
+        ),
+    };
+    if changed == 0 {
+        return Err(StoreError::OutboxRowNotFound { id });
+    }
+    Ok(())
 }
 
 fn outbox_row(row: &rusqlite::Row<'_>) -> Result<OutboxRow, StoreError> {

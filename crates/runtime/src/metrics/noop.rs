@@ -1,0 +1,37 @@
+//! The engine's metrics with the `metrics` feature off: the same methods as the Prometheus
+//! version, recording nothing.
+
+use std::time::Duration;
+use steward_proto::RunStatus;
+use steward_state_machine::Fleet;
+
+/// Metrics that record nothing (built without the `metrics` feature).
+#[derive(Debug, Default)]
+pub struct Metrics;
+
+impl Metrics {
+    /// A recorder that records nothing.
+    pub fn new() -> Self {
+        Self
+    }
+
+    /// Records nothing.
+    pub fn events_applied(&self, _n: u64) {}
+
+    /// Records nothing.
+    pub fn plan_duration(&self, _took: Duration) {}
+
+    /// Records nothing.
+    pub fn core_call(&self, _call: &str, _took: Duration) {}
+
+    /// Records nothing.
+    pub fn run_status_changed(&self, _to: RunStatus) {}
+
+    /// Records nothing.
+    pub fn observe_fleet(&self, _fleet: &Fleet) {}
+
+    /// An exposition that says metrics are off.
+    pub fn encode(&self) -> String {
+        String::from("# steward built without the metrics feature\n")
+    }
+}
