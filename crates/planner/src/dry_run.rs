@@ -5,9 +5,9 @@
 //! reports targets that would be skipped as holds of the deciding gate whose message starts with
 //! "would be skipped". Targets that would be claimed right away get no entry.
 
+use crate::config::PlannerConfig;
 use crate::create::NewRun;
 use crate::gates::{Claimed, Ctx, Verdict, hold_message, maintenance_window};
-use crate::plan::PlannerConfig;
 use steward_proto::{Gate, Hold, RunStatus, TargetId, Timestamp};
 use steward_state_machine::Fleet;
 

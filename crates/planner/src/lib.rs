@@ -14,14 +14,17 @@
 //! uses a hand-written seeded generator ([`order::SplitMix64`]). Fail closed: unknown or stale
 //! component status holds a rack; a conflict no rule decides is a conflict.
 
+pub mod config;
 pub mod conflict;
 pub mod create;
+mod cursor;
 pub mod dry_run;
 mod gates;
 pub mod order;
 pub mod plan;
 
+pub use config::PlannerConfig;
 pub use conflict::{ComponentOverlap, ConflictRule, ConflictRules, TaskMatcher, Verdict};
 pub use create::{CreateError, NewRun, plan_run};
 pub use dry_run::dry_run_holds;
-pub use plan::{Action, PLANNER_INITIATOR, PendingKey, Plan, PlannerConfig, RunHold, plan};
+pub use plan::{Action, PLANNER_INITIATOR, PendingKey, Plan, RunHold, plan};

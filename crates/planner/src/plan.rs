@@ -32,9 +32,10 @@
 //! change at the latest (`run.updated_at`: start, resume, advance), so time spent paused never
 //! counts and a resume gives a fresh timeout.
 
-use crate::conflict::ConflictRules;
+use crate::config::PlannerConfig;
+use crate::cursor::Cursor;
 use crate::gates::{
-    Claimed, Ctx, Cursor, Verdict, fmt_time, hold_message, maintenance_window, safety_trip,
+    Claimed, Ctx, Verdict, fmt_time, hold_message, maintenance_window, safety_trip,
 };
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -49,16 +50,6 @@ pub const PLANNER_INITIATOR: &str = "planner";
 /// A pending target's place in its run: `(wave, position in run_targets)`, as in
 /// `Fleet::run_pending`. Ordered like dispatch.
 pub type PendingKey = (u32, u32);
-
-/// Planner configuration (not state).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PlannerConfig {
-    /// Racks in flight over every run at once (`None`: no global limit).
-    pub global_max_parallel: Option<u32>,
-    /// Rack conflict rules (default: DESIGN §3.6).
-    pub conflict_rules: ConflictRules,
-}
 
 /// A hold that applies to many pending targets of one run at once (so a plan never emits one
 /// hold per waiting target when a whole run, wave or queue is stopped).
