@@ -30,7 +30,7 @@ pub fn dry_run_holds(
     let claimed_empty = Claimed::new();
     let mut claimed: Vec<&steward_proto::Target> = Vec::new();
     let mut holds = Vec::new();
-    let hold = |gate, message| Hold { gate, message, since: now };
+    let hold = |gate, message| Hold { gate, message, since: now, component: None };
     for target in &new_run.targets {
         let held = if let Some(message) = &window {
             Some(hold(Gate::MaintenanceWindow, message.clone()))

@@ -521,7 +521,12 @@ fn plan_run_dispatch<'a>(ctx: &Ctx<'a>, run: &'a Run, st: &mut PlanState<'a>) {
                 }
                 let Some(message) = message else { continue };
                 let since = previous.map_or(now, |h| h.since);
-                let hold = Hold { gate, message: hold_message(policy, gate, message), since };
+                let hold = Hold {
+                    gate,
+                    message: hold_message(policy, gate, message),
+                    since,
+                    component: None,
+                };
                 if target.hold.as_ref() != Some(&hold) {
                     actions.push(Action::Hold { target_id: target.id.clone(), hold: Some(hold) });
                 }
