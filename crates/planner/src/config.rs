@@ -1,8 +1,7 @@
 //! The planner's configuration: limits and rules a site sets, never state.
 //!
-//! A leaf of the planner's module graph (it depends only on [`crate::conflict`] for the rule
-//! list), so the gates, the plan and the dry run can all read it without depending on each
-//! other.
+//! It depends only on [`crate::conflict`] (for the rule list), so the gates, the plan and the
+//! dry run can all read it without depending on each other.
 
 use crate::conflict::ConflictRules;
 use serde::{Deserialize, Serialize};

@@ -10,10 +10,15 @@
 //! [`dry_run_holds`] answers "what would this run's targets wait for right now" for a run that
 //! was planned but not created.
 //!
+//! Module graph (acyclic): `config` <- `gates` <- `plan`, and `gates` <- `dry_run`; `cause`
+//! (holds, skips and pauses as facts, rendered as messages in one place) and `cursor` are
+//! leaves the gates and the plan share.
+//!
 //! Determinism: every decision follows `BTreeMap` order or an explicit sort; random ordering
 //! uses a hand-written seeded generator ([`order::SplitMix64`]). Fail closed: unknown or stale
 //! component status holds a rack; a conflict no rule decides is a conflict.
 
+mod cause;
 pub mod config;
 pub mod conflict;
 pub mod create;
