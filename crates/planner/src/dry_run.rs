@@ -5,10 +5,11 @@
 //! reports targets that would be skipped as holds of the deciding gate whose message starts with
 //! "would be skipped". Targets that would be claimed right away get no entry.
 
+use crate::cause::HoldCause;
+use crate::config::PlannerConfig;
 use crate::create::NewRun;
-use crate::gates::{Claimed, Ctx, Verdict, hold_message, maintenance_window};
-use crate::plan::PlannerConfig;
-use steward_proto::{Gate, Hold, RunStatus, TargetId, Timestamp};
+use crate::gates::{Claimed, Ctx, Verdict, maintenance_window};
+use steward_proto::{Hold, RunStatus, TargetId, Timestamp};
 use steward_state_machine::Fleet;
 
 /// The hold each target of `new_run` would get if the run were running at `now`.
@@ -23,54 +24,38 @@ pub fn dry_run_holds(
     run.status = RunStatus::Running;
     run.current_wave = 1;
     let policy = &run.policy;
-    let window = maintenance_window(policy, now);
+    let hold = |cause: &HoldCause| cause.hold(policy, now);
+    let window = maintenance_window(policy, now).map(|cause| hold(&cause));
     let mut run_free = policy.max_parallel_racks;
     let mut global_free =
         config.global_max_parallel.map(|limit| limit.saturating_sub(fleet.active_total));
     let claimed_empty = Claimed::new();
-    let mut claimed: Vec<&steward_proto::Target> = Vec::new();
     let mut holds = Vec::new();
-    let hold = |gate, message| Hold { gate, message, since: now };
     for target in &new_run.targets {
-        let held = if let Some(message) = &window {
-            Some(hold(Gate::MaintenanceWindow, message.clone()))
+        let held = if let Some(window) = &window {
+            Some(window.clone())
         } else if target.wave > 1 {
-            Some(hold(
-                Gate::Wave,
-                format!("waits for wave 1 to finish, then wave {} opens", target.wave),
-            ))
+            Some(hold(&HoldCause::AfterFirstWave { wave: target.wave }))
         } else if run_free == 0 {
-            Some(hold(
-                Gate::Concurrency,
-                format!(
-                    "the run would already have {0} racks in flight (max_parallel_racks {0}); \
-                     starts when one finishes",
-                    policy.max_parallel_racks
-                ),
-            ))
+            Some(hold(&HoldCause::WouldRunConcurrency { max: policy.max_parallel_racks }))
         } else if global_free == Some(0) {
-            Some(hold(
-                Gate::Concurrency,
-                "the global limit of racks in flight would be reached; starts when a slot frees"
-                    .to_string(),
-            ))
+            Some(hold(&HoldCause::WouldGlobalConcurrency))
         } else {
             // Claims of this dry run occupy their racks for later targets of the same run only
             // through the slot count: one run never has two targets on one rack.
             match ctx.target_gates(&run, target, &claimed_empty) {
                 Verdict::Pass => {
-                    claimed.push(target);
                     run_free -= 1;
                     global_free = global_free.map(|free| free.saturating_sub(1));
                     None
                 }
-                Verdict::Hold(gate, message) => {
-                    Some(hold(gate, hold_message(policy, gate, message)))
-                }
-                Verdict::Unchanged => target.hold.clone(),
-                Verdict::Skip(gate, reason) => {
-                    Some(hold(gate, format!("would be skipped: {reason}")))
-                }
+                Verdict::Hold(cause) | Verdict::Unchanged(cause) => Some(hold(&cause)),
+                Verdict::Skip(cause) => Some(Hold {
+                    gate: cause.gate(),
+                    message: cause.dry_run_message(),
+                    since: now,
+                    component: None,
+                }),
             }
         };
         if let Some(held) = held {

@@ -1,32 +1,34 @@
 //! The per-target gates (retry backoff, conflict, service state, readiness) and the run-level
-//! checks (maintenance window, safety gates), with the operator-facing messages they produce.
+//! checks (maintenance window, safety gates).
 //!
-//! Shared by [`crate::plan`] and [`crate::dry_run_holds`]. Every message says what blocks and
-//! what would unblock it.
+//! Shared by [`crate::plan`] and [`crate::dry_run_holds`]. The gates return causes
+//! ([`crate::cause`]), never text: the messages are rendered there.
 
+use crate::cause::{ComponentState, HoldCause, NotReady, PauseCause, SafetyLimit, SkipCause};
+use crate::config::PlannerConfig;
 use crate::conflict::{Decision, KindSet, TaskFacts};
-use crate::plan::PlannerConfig;
+use crate::cursor::Cursor;
 use chrono::Timelike;
 use std::collections::BTreeMap;
-use std::ops::Bound;
 use steward_proto::{
-    ComponentId, Gate, GateScope, OnNotReady, Operation, OperationClass, Phase, RackId, Run,
-    RunPolicy, Target, TargetStatus, Timestamp, policy::DEFAULT_DISALLOWED_SERVICE_STATES,
+    ComponentId, Gate, GateScope, OnNotReady, Operation, OperationClass, RackId, Run, RunPolicy,
+    Target, TargetStatus, Timestamp,
 };
 use steward_state_machine::status::is_stale;
 use steward_state_machine::{ComponentEntry, Fleet};
 
 /// What the per-target gates decide for one target.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Verdict {
     /// Every gate passed: the target may be claimed.
     Pass,
-    /// The first gate that holds it, with its message.
-    Hold(Gate, String),
-    /// Policy says skip it: the gate that decided and the reason.
-    Skip(Gate, String),
-    /// The target's stored hold still holds, word for word (readiness fast path).
-    Unchanged,
+    /// The first gate that holds it, and why.
+    Hold(HoldCause),
+    /// Policy says skip it, and why.
+    Skip(SkipCause),
+    /// The target's stored readiness hold still holds, word for word, for this cause (fast
+    /// path: the rest of the rack was not re-read).
+    Unchanged(HoldCause),
 }
 
 /// Targets claimed earlier in the same plan, by rack, with their run's operation: they occupy
@@ -47,19 +49,14 @@ impl<'a> Ctx<'a> {
         if target.status == TargetStatus::Pending
             && let Some(retry_after) = target.retry_after.filter(|at| *at > self.now)
         {
-            return Verdict::Hold(
-                Gate::RetryBackoff,
-                format!(
-                    "attempt {} failed; attempt {} may start at {} (retry_backoff_seconds {})",
-                    target.attempt.saturating_sub(1).max(1),
-                    target.attempt,
-                    fmt_time(retry_after),
-                    run.policy.retry_backoff_seconds
-                ),
-            );
+            return Verdict::Hold(HoldCause::RetryBackoff {
+                attempt: target.attempt,
+                retry_after,
+                backoff_seconds: run.policy.retry_backoff_seconds,
+            });
         }
-        if let Some(message) = self.conflict(run, target, claimed) {
-            return Verdict::Hold(Gate::Conflict, message);
+        if let Some(cause) = self.conflict(run, target, claimed) {
+            return Verdict::Hold(cause);
         }
         if let Some(verdict) = self.still_held(run, target) {
             return verdict;
@@ -76,7 +73,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Gate 5: a conflicting active task of any run on the same rack.
-    fn conflict(&self, run: &Run, target: &Target, claimed: &Claimed<'_>) -> Option<String> {
+    fn conflict(&self, run: &Run, target: &Target, claimed: &Claimed<'_>) -> Option<HoldCause> {
         let rules = &self.config.conflict_rules;
         let rack = &target.rack_id;
         let from_fleet = self.fleet.rack_active.get(rack).into_iter().flatten().map(|id| {
@@ -94,10 +91,7 @@ impl<'a> Ctx<'a> {
                 continue;
             }
             let (Some(other), Some(operation), Some(status)) = (other, operation, status) else {
-                return Some(format!(
-                    "rack {rack} has active target {id} whose run or operation is unknown, so it \
-                     counts as a conflict; retried when that target finishes"
-                ));
+                return Some(HoldCause::UnknownActive { rack: rack.clone(), target: id.clone() });
             };
             let kinds = *candidate_kinds.get_or_insert_with(|| self.kinds(&target.components));
             let candidate = TaskFacts { operation: run.operation.kind().as_str(), kinds };
@@ -107,11 +101,14 @@ impl<'a> Ctx<'a> {
             };
             let overlap = target.components.iter().any(|c| other.components.contains(c));
             if let Decision::Conflict(why) = rules.decide(&candidate, &active, overlap) {
-                return Some(format!(
-                    "rack {rack} busy with run {} target {} ({}, {}): {why}; retried when that \
-                     task finishes",
-                    other.run_id, other.id, operation, status
-                ));
+                return Some(HoldCause::Conflict {
+                    rack: rack.clone(),
+                    run: other.run_id.clone(),
+                    target: other.id.clone(),
+                    operation: operation.clone(),
+                    status,
+                    why,
+                });
             }
         }
         None
@@ -124,7 +121,6 @@ impl<'a> Ctx<'a> {
     /// data must not decide anything.
     fn components(&self, run: &Run, target: &Target) -> Verdict {
         let class = run.operation.class();
-        let max_age = self.fleet.config.status_max_age;
         let mut first: Option<(&ComponentId, Option<&ComponentEntry>)> = None;
         let mut more = 0usize;
         let entries = self.entries(&target.components);
@@ -132,25 +128,14 @@ impl<'a> Ctx<'a> {
             if let Some(entry) = entry
                 && !run.policy.allows_service_state(&entry.service_state)
             {
-                return Verdict::Skip(
-                    Gate::ServiceState,
-                    format!(
-                        "component {id} ({}) is in service state {}, which the run's policy does \
-                         not allow ({}); skipped",
-                        entry.component.kind,
-                        entry.service_state,
-                        allowed_states(&run.policy)
-                    ),
-                );
+                return Verdict::Skip(SkipCause::ServiceState {
+                    component: id.clone(),
+                    kind: entry.component.kind,
+                    service_state: entry.service_state.clone(),
+                    allowed: run.policy.allowed_service_states.clone(),
+                });
             }
-            let ready = entry.is_some_and(|e| match &e.status {
-                Some(status) => {
-                    !status.blocked_operations.contains(class)
-                        && !is_stale(e.last_observed_at, self.now, max_age)
-                }
-                None => false,
-            });
-            if !ready {
+            if !self.ready(entry, class) {
                 if first.is_none() {
                     first = Some((id, entry));
                 } else {
@@ -161,58 +146,55 @@ impl<'a> Ctx<'a> {
         let Some((id, entry)) = first else {
             return Verdict::Pass;
         };
-        let (message, unknown) = self.not_ready(id, entry, class);
-        if run.policy.on_not_ready == OnNotReady::Skip && !unknown {
+        let not_ready = self.not_ready(id, entry, class);
+        if run.policy.on_not_ready == OnNotReady::Skip && !not_ready.unknown() {
             // Only a known not-ready phase skips; unknown status holds (fail closed).
-            let others = match more {
-                0 => String::new(),
-                1 => " (1 more component not ready)".to_string(),
-                n => format!(" ({n} more components not ready)"),
-            };
-            let message = message.replace("; waits until ready", "");
-            return Verdict::Skip(
-                Gate::Readiness,
-                format!("{message}{others}; skipped (on_not_ready skip)"),
-            );
+            return Verdict::Skip(SkipCause::NotReady { not_ready, more });
         }
-        // The hold names the first blocking component only, so the message stays the same
-        // while that component stays as it is (see `still_held`).
-        Verdict::Hold(Gate::Readiness, message)
+        // The hold names the first blocking component only, so the hold stays the same while
+        // that component stays as it is (see `still_held`).
+        Verdict::Hold(HoldCause::NotReady(not_ready))
     }
 
     /// Fast path for a target already held by readiness: if the component its stored hold
-    /// names is still not ready in the same way, the hold stands unchanged and the rest of the
-    /// rack is not re-read (a rack's gates 6–7 are re-evaluated in full once that component
-    /// changes). This keeps re-planning a queue of not-ready racks cheap.
+    /// names (`Hold::component`) is still not ready in the same way, the hold stands unchanged
+    /// and the rest of the rack is not re-read (a rack's gates 6–7 are re-evaluated in full once
+    /// that component changes). This keeps re-planning a queue of not-ready racks cheap.
     fn still_held(&self, run: &Run, target: &Target) -> Option<Verdict> {
         let hold = target.hold.as_ref().filter(|h| h.gate == Gate::Readiness)?;
-        let named = hold.message.strip_prefix("component ")?.split(' ').next()?;
-        // One lookup by name; then make sure the component belongs to this target, comparing
+        let named = hold.component.as_ref()?;
+        // One lookup by id; then make sure the component belongs to this target, comparing
         // pointers first (ids are shared `Arc`s, and comparing text reads every id's heap data).
         let (id, entry) = self.fleet.components.get_key_value(named)?;
-        let same = |c: &&ComponentId| std::ptr::eq(c.as_str(), id.as_str());
+        let same = |c: &&ComponentId| {
+            std::ptr::eq(c.as_str(), id.as_str()) || std::ptr::eq(c.as_str(), named.as_str())
+        };
         let id = match target.components.iter().find(same) {
             Some(id) => id,
             None => target.components.iter().find(|c| *c == id)?,
         };
-        let entry = Some(entry);
         let class = run.operation.class();
-        let ready = entry.is_some_and(|e| match &e.status {
+        if self.ready(Some(entry), class) {
+            return None;
+        }
+        let not_ready = self.not_ready(id, Some(entry), class);
+        if run.policy.on_not_ready == OnNotReady::Skip && !not_ready.unknown() {
+            return None;
+        }
+        let cause = HoldCause::NotReady(not_ready);
+        (cause.message(&run.policy) == hold.message).then_some(Verdict::Unchanged(cause))
+    }
+
+    /// Whether a component (its inventory entry, `None` if unknown) lets `class` start now:
+    /// a fresh status whose phase does not block it.
+    fn ready(&self, entry: Option<&ComponentEntry>, class: OperationClass) -> bool {
+        entry.is_some_and(|e| match &e.status {
             Some(status) => {
                 !status.blocked_operations.contains(class)
                     && !is_stale(e.last_observed_at, self.now, self.fleet.config.status_max_age)
             }
             None => false,
-        });
-        if ready {
-            return None;
-        }
-        let (message, unknown) = self.not_ready(id, entry, class);
-        if run.policy.on_not_ready == OnNotReady::Skip && !unknown {
-            return None;
-        }
-        (hold_message(&run.policy, Gate::Readiness, message) == hold.message)
-            .then_some(Verdict::Unchanged)
+        })
     }
 
     /// The inventory entries of `ids` (in the same order), `None` for unknown ids.
@@ -231,128 +213,43 @@ impl<'a> Ctx<'a> {
         out
     }
 
-    /// Why component `id` is not ready, and whether that is for lack of a usable status.
+    /// Why component `id` (not ready for `class`) is not ready.
     fn not_ready(
         &self,
         id: &ComponentId,
         entry: Option<&ComponentEntry>,
         class: OperationClass,
-    ) -> (String, bool) {
-        let Some(entry) = entry else {
-            return (
-                format!("component {id} is not in the inventory; held until it is imported"),
-                true,
-            );
+    ) -> NotReady {
+        let state = match entry {
+            None => ComponentState::Missing,
+            Some(entry) => {
+                let kind = entry.component.kind;
+                match &entry.status {
+                    None => ComponentState::NeverObserved { kind },
+                    Some(_)
+                        if is_stale(
+                            entry.last_observed_at,
+                            self.now,
+                            self.fleet.config.status_max_age,
+                        ) =>
+                    {
+                        ComponentState::Stale { kind, last_observed_at: entry.last_observed_at }
+                    }
+                    Some(status) => ComponentState::Blocked {
+                        kind,
+                        phase: status.phase,
+                        reason: status.reason.clone(),
+                        class,
+                    },
+                }
+            }
         };
-        let kind = entry.component.kind;
-        match &entry.status {
-            None => (
-                format!(
-                    "component {id} ({kind}) has no status yet (never observed); waits until Core \
-                     reports it ready"
-                ),
-                true,
-            ),
-            Some(_)
-                if is_stale(entry.last_observed_at, self.now, self.fleet.config.status_max_age) =>
-            {
-                let why = match entry.last_observed_at {
-                    None => "not re-observed since restart".to_string(),
-                    Some(at) => format!("stale: last observed at {}", fmt_time(at)),
-                };
-                (
-                    format!(
-                        "component {id} ({kind}) has no fresh status ({why}); waits until Core \
-                         reports it ready"
-                    ),
-                    true,
-                )
-            }
-            Some(status) => (
-                format!(
-                    "component {id} ({kind}) is {} (Core: {}), which blocks {class}; waits until \
-                     ready",
-                    status.phase, status.reason
-                ),
-                status.phase == Phase::Unknown,
-            ),
-        }
+        NotReady { component: id.clone(), state }
     }
 }
 
-/// Looks keys up in a `BTreeMap` when successive keys are usually close together (a rack's
-/// components, a run's targets in dispatch order): it walks a range iterator forward a few
-/// steps and seeks afresh only when the next key is farther away or behind. Same answers as
-/// `get`.
-pub(crate) struct Cursor<'m, K, V> {
-    map: &'m BTreeMap<K, V>,
-    iter: Option<std::iter::Peekable<std::collections::btree_map::Range<'m, K, V>>>,
-}
-
-impl<'m, K: Ord, V> Cursor<'m, K, V> {
-    const MAX_STEPS: usize = 4;
-
-    /// A cursor over `map`.
-    pub fn new(map: &'m BTreeMap<K, V>) -> Self {
-        Self { map, iter: None }
-    }
-
-    /// The value of `key`, if present.
-    pub fn get(&mut self, key: &K) -> Option<&'m V> {
-        let map = self.map;
-        let seek = || map.range::<K, _>((Bound::Included(key), Bound::Unbounded)).peekable();
-        let iter = self.iter.get_or_insert_with(seek);
-        let mut steps = 0;
-        while let Some((next, _)) = iter.peek() {
-            if *next >= key {
-                break;
-            }
-            if steps == Self::MAX_STEPS {
-                *iter = seek();
-                break;
-            }
-            iter.next();
-            steps += 1;
-        }
-        match iter.peek() {
-            Some((next, value)) if *next == key => {
-                let value = *value;
-                iter.next();
-                Some(value)
-            }
-            // Absent, or behind the cursor (keys out of order): ask the map and start over.
-            _ => {
-                *iter = seek();
-                map.get(key)
-            }
-        }
-    }
-}
-
-/// The hold message of a gate verdict as stored on the target: readiness holds say when the run
-/// would pause.
-pub(crate) fn hold_message(policy: &RunPolicy, gate: Gate, message: String) -> String {
-    match (gate, policy.max_wait_seconds) {
-        (Gate::Readiness, Some(max_wait)) => {
-            format!("{message} (the run pauses after {max_wait}s of waiting)")
-        }
-        _ => message,
-    }
-}
-
-/// The allowed service states of a policy, for messages.
-fn allowed_states(policy: &RunPolicy) -> String {
-    match &policy.allowed_service_states {
-        Some(states) => {
-            let names: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
-            format!("allowed: {}", names.join(", "))
-        }
-        None => format!("allowed: all but {}", DEFAULT_DISALLOWED_SERVICE_STATES.join(", ")),
-    }
-}
-
-/// Gate 2: `None` when `now` is inside a window (or there are none), else the hold message.
-pub(crate) fn maintenance_window(policy: &RunPolicy, now: Timestamp) -> Option<String> {
+/// Gate 2: `None` when `now` is inside a window (or there are none), else why it is not.
+pub(crate) fn maintenance_window(policy: &RunPolicy, now: Timestamp) -> Option<HoldCause> {
     if policy.maintenance_windows.is_empty() {
         return None;
     }
@@ -360,96 +257,45 @@ pub(crate) fn maintenance_window(policy: &RunPolicy, now: Timestamp) -> Option<S
     if policy.maintenance_windows.iter().any(|w| w.contains(minute)) {
         return None;
     }
-    let windows: Vec<String> =
-        policy.maintenance_windows.iter().map(|w| format!("{}-{}", w.start, w.end)).collect();
     // The nearest window start after now, so the operator knows when dispatch resumes.
-    let next = policy
+    let resumes_at = policy
         .maintenance_windows
         .iter()
         .filter_map(|w| w.minutes())
         .map(|(start, _)| ((start + 1440 - minute) % 1440, start))
-        .min();
-    let resume = match next {
-        Some((_, start)) => {
-            format!("; dispatch resumes at {:02}:{:02} UTC", start / 60, start % 60)
-        }
-        None => String::new(),
-    };
-    Some(format!("outside every maintenance window ({} UTC){resume}", windows.join(", ")))
+        .min()
+        .map(|(_, start)| start);
+    Some(HoldCause::OutsideWindows { windows: policy.maintenance_windows.clone(), resumes_at })
 }
 
-/// Safety gates: the message of the first tripped gate, or `None`.
-pub(crate) fn safety_trip(run: &Run) -> Option<String> {
+/// Safety gates: the first tripped gate, or `None`.
+pub(crate) fn safety_trip(run: &Run) -> Option<PauseCause> {
     let wave = run.waves.get(run.current_wave.saturating_sub(1) as usize);
     for gate in &run.policy.safety_gates {
         let (failures, total, scope) = match gate.scope {
             GateScope::CurrentWave => {
                 let Some(wave) = wave else { continue };
                 let failures = wave.counts.failures().saturating_sub(wave.acknowledged_failures);
-                (failures, wave.size, format!("wave {}", wave.number))
+                (failures, wave.size, Some(wave.number))
             }
             GateScope::Run => {
                 let acknowledged: u32 = run.waves.iter().map(|w| w.acknowledged_failures).sum();
                 let failures = run.counts.failures().saturating_sub(acknowledged);
-                (failures, run.counts.total(), "the run".to_string())
+                (failures, run.counts.total(), None)
             }
         };
-        let numbers =
-            format!("{failures} of {total} target{} failed", if total == 1 { "" } else { "s" });
-        let tail = "; resume to acknowledge these failures and continue, or cancel the run";
+        let tripped = |limit| PauseCause::SafetyGate { limit, wave: scope, failures, total };
         if let Some(count) = gate.failure_count
             && failures >= count.max
         {
-            return Some(format!(
-                "safety gate failure_count {} tripped in {scope}: {numbers}{tail}",
-                count.max
-            ));
+            return Some(tripped(SafetyLimit::Count(count.max)));
         }
         if let Some(rate) = gate.failure_rate
             && total > 0
             && f64::from(failures) * 100.0 >= rate.percent * f64::from(total)
         {
-            return Some(format!(
-                "safety gate failure_rate {}% tripped in {scope}: {numbers}{tail}",
-                rate.percent
-            ));
+            return Some(tripped(SafetyLimit::Rate(rate.percent)));
         }
     }
     None
-}
-
-/// A timestamp as operators read it.
-pub(crate) fn fmt_time(at: Timestamp) -> String {
-    at.format("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::Cursor;
-    use proptest::prelude::*;
-    use std::collections::BTreeMap;
-
-    proptest! {
-        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
-
-        /// The cursor answers exactly like `BTreeMap::get`, whatever the query order.
-        #[test]
-        fn cursor_agrees_with_get(
-            keys in prop::collection::btree_set(0u32..200, 0..80),
-            queries in prop::collection::vec(0u32..210, 0..60),
-        ) {
-            let map: BTreeMap<u32, u32> = keys.iter().map(|k| (*k, k * 10)).collect();
-            let mut cursor = Cursor::new(&map);
-            for q in &queries {
-                prop_assert_eq!(cursor.get(q), map.get(q));
-            }
-            let mut sorted = queries.clone();
-            sorted.sort_unstable();
-            let mut cursor = Cursor::new(&map);
-            for q in &sorted {
-                prop_assert_eq!(cursor.get(q), map.get(q));
-            }
-        }
-    }
 }

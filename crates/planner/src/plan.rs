@@ -20,10 +20,11 @@
 //! Holds: a target examined by the gates gets an individual hold, emitted as an action only when
 //! it differs from the stored one (`since` is kept while the gate stays the same, so it means
 //! "held by this gate since"). Every pending target the plan did not examine is covered by a
-//! [`RunHold`]; see [`RunHold::from`]. A readiness hold names the first blocking component;
-//! while that component stays exactly as it was, the target is not re-read component by
-//! component (gates 6–7 are re-evaluated in full once it changes), which keeps a queue of
-//! not-ready racks cheap to re-plan.
+//! [`RunHold`]; see [`RunHold::from`]. Holds, skips and pauses are decided as causes and their
+//! messages rendered in one place (`cause.rs`). A readiness hold names the first blocking
+//! component in its `component` field (and its message); while that component stays exactly as
+//! it was, the target is not re-read component by component (gates 6–7 are re-evaluated in full
+//! once it changes), which keeps a queue of not-ready racks cheap to re-plan.
 //!
 //! Timeouts: a readiness hold older than `max_wait_seconds` pauses the run
 //! (`readiness_timeout`) and clears that target's hold, so after a resume its wait starts over.
@@ -32,10 +33,10 @@
 //! change at the latest (`run.updated_at`: start, resume, advance), so time spent paused never
 //! counts and a resume gives a fresh timeout.
 
-use crate::conflict::ConflictRules;
-use crate::gates::{
-    Claimed, Ctx, Cursor, Verdict, fmt_time, hold_message, maintenance_window, safety_trip,
-};
+use crate::cause::{HoldCause, PauseCause, fmt_time};
+use crate::config::PlannerConfig;
+use crate::cursor::Cursor;
+use crate::gates::{Claimed, Ctx, Verdict, maintenance_window, safety_trip};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use steward_proto::{
@@ -49,16 +50,6 @@ pub const PLANNER_INITIATOR: &str = "planner";
 /// A pending target's place in its run: `(wave, position in run_targets)`, as in
 /// `Fleet::run_pending`. Ordered like dispatch.
 pub type PendingKey = (u32, u32);
-
-/// Planner configuration (not state).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PlannerConfig {
-    /// Racks in flight over every run at once (`None`: no global limit).
-    pub global_max_parallel: Option<u32>,
-    /// Rack conflict rules (default: DESIGN §3.6).
-    pub conflict_rules: ConflictRules,
-}
 
 /// A hold that applies to many pending targets of one run at once (so a plan never emits one
 /// hold per waiting target when a whole run, wave or queue is stopped).
@@ -86,6 +77,18 @@ pub struct Plan {
     pub run_holds: Vec<RunHold>,
     /// Pending or blocked targets the gates examined (a cost measure for metrics and tests).
     pub examined: u32,
+}
+
+impl RunHold {
+    /// The run hold for `cause` over the pending targets of `run` from `from` on.
+    fn new(run: &Run, cause: &HoldCause, from: PendingKey) -> Self {
+        Self {
+            run_id: run.id.clone(),
+            gate: cause.gate(),
+            message: cause.message(&run.policy),
+            from,
+        }
+    }
 }
 
 impl Plan {
@@ -244,46 +247,6 @@ fn after(at: Timestamp, seconds: u64) -> Timestamp {
     at.checked_add_signed(secs(seconds)).unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
 }
 
-/// " (counted from the run's last start, resume or advance at T)" when a wait's clock started
-/// later than the wait itself.
-fn counted_from(first: Timestamp, counted: Timestamp) -> String {
-    if counted > first {
-        format!(" (counted from the run's last start, resume or advance at {})", fmt_time(counted))
-    } else {
-        String::new()
-    }
-}
-
-/// The message for pending targets of a run that is not `running`.
-fn not_running_message(run: &Run) -> String {
-    match run.status {
-        RunStatus::Pending => {
-            format!("run {} has not been started; its targets dispatch once it starts", run.id)
-        }
-        RunStatus::Paused => {
-            let what = match run.status_reason {
-                RunStatusReason::OperatorPaused => "paused by an operator".to_string(),
-                reason => format!("paused ({reason})"),
-            };
-            let detail = if run.status_message.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", run.status_message)
-            };
-            // The planner's own pause messages already say what unblocks the run.
-            let unblock = match run.status_reason {
-                RunStatusReason::OperatorPaused | RunStatusReason::None => {
-                    "; resume it to continue"
-                }
-                _ if run.status_message.is_empty() => "; resume it to continue",
-                _ => "",
-            };
-            format!("run {} is {what}{detail}{unblock}", run.id)
-        }
-        status => format!("run {} is {status}; nothing dispatches", run.id),
-    }
-}
-
 fn plan_run_dispatch<'a>(ctx: &Ctx<'a>, run: &'a Run, st: &mut PlanState<'a>) {
     let fleet = ctx.fleet;
     let now = ctx.now;
@@ -299,9 +262,9 @@ fn plan_run_dispatch<'a>(ctx: &Ctx<'a>, run: &'a Run, st: &mut PlanState<'a>) {
         .collect();
     let pending = fleet.run_pending.get(&run.id);
     let has_pending = pending.is_some_and(|p| !p.is_empty());
-    let hold_all = |st: &mut PlanState<'a>, gate: Gate, message: String| {
+    let hold_all = |st: &mut PlanState<'a>, cause: HoldCause| {
         if has_pending {
-            st.plan.run_holds.push(RunHold { run_id: run.id.clone(), gate, message, from: (0, 0) });
+            st.plan.run_holds.push(RunHold::new(run, &cause, (0, 0)));
         }
     };
 
@@ -314,7 +277,13 @@ fn plan_run_dispatch<'a>(ctx: &Ctx<'a>, run: &'a Run, st: &mut PlanState<'a>) {
 
     // 2. Gate 1: only running runs dispatch.
     if run.status != RunStatus::Running {
-        hold_all(st, Gate::RunStatus, not_running_message(run));
+        let cause = HoldCause::NotRunning {
+            run: run.id.clone(),
+            status: run.status,
+            reason: run.status_reason,
+            status_message: run.status_message.clone(),
+        };
+        hold_all(st, cause);
         return;
     }
 
@@ -328,16 +297,13 @@ fn plan_run_dispatch<'a>(ctx: &Ctx<'a>, run: &'a Run, st: &mut PlanState<'a>) {
     }
 
     // 4. Safety gates, then conflict retry timeouts: both pause the run.
-    let pause = |st: &mut PlanState<'a>, reason: RunStatusReason, message: String| {
-        hold_all(
-            st,
-            Gate::RunStatus,
-            format!("run {} is being paused ({reason}): {message}", run.id),
-        );
+    let pause = |st: &mut PlanState<'a>, cause: PauseCause| {
+        let (reason, message) = (cause.reason(), cause.to_string());
+        hold_all(st, HoldCause::Pausing { run: run.id.clone(), pause: cause });
         st.plan.actions.push(Action::Pause { run_id: run.id.clone(), reason, message });
     };
-    if let Some(message) = safety_trip(run) {
-        pause(st, RunStatusReason::SafetyGate, message);
+    if let Some(cause) = safety_trip(run) {
+        pause(st, cause);
         return;
     }
     let timeout = policy.conflict_retry.timeout_seconds;
@@ -347,17 +313,15 @@ fn plan_run_dispatch<'a>(ctx: &Ctx<'a>, run: &'a Run, st: &mut PlanState<'a>) {
         let first = target.blocked_since.unwrap_or(target.updated_at);
         let since = first.max(run.updated_at);
         if now - since >= secs(timeout) {
-            let message = format!(
-                "target {} (rack {}) is blocked by rack conflicts since {} and \
-                 conflict_retry.timeout_seconds {timeout} ran out{}; last conflict: {}; resume \
-                 to keep retrying, or cancel the run",
-                target.id,
-                target.rack_id,
-                fmt_time(first),
-                counted_from(first, since),
-                if target.message.is_empty() { "(no message from Core)" } else { &target.message }
-            );
-            pause(st, RunStatusReason::ConflictRetryTimeout, message);
+            let cause = PauseCause::ConflictRetryTimeout {
+                target: target.id.clone(),
+                rack: target.rack_id.clone(),
+                first,
+                counted_from: since,
+                timeout_seconds: timeout,
+                last_conflict: target.message.clone(),
+            };
+            pause(st, cause);
             return;
         }
     }
@@ -369,56 +333,41 @@ fn plan_run_dispatch<'a>(ctx: &Ctx<'a>, run: &'a Run, st: &mut PlanState<'a>) {
         let next = current + 1;
         let next_size = run.waves.get(current as usize).map_or(0, |w| w.size);
         let finished = run.waves.get(current.saturating_sub(1) as usize);
-        let summary = finished.map_or(String::new(), |w| {
-            format!(
-                " ({} completed, {} failed, {} terminated, {} skipped)",
-                w.counts.completed, w.counts.failed, w.counts.terminated, w.counts.skipped
-            )
-        });
+        let counts = finished.map(|w| w.counts);
         if policy.auto_advance {
             let finished_at = finished.and_then(|w| w.finished_at).unwrap_or(run.updated_at);
             let opens_at = after(finished_at, policy.soak_seconds);
             if opens_at <= now {
                 st.plan.actions.push(Action::Advance { run_id: run.id.clone(), wave: next });
-                hold_all(
-                    st,
-                    Gate::Wave,
-                    format!("wave {current} finished{summary}; wave {next} is opening now"),
-                );
+                hold_all(st, HoldCause::WaveOpening { finished: current, counts, next });
             } else {
-                hold_all(
-                    st,
-                    Gate::Wave,
-                    format!(
-                        "wave {current} finished{summary} at {}; wave {next} opens at {} after \
-                         the {}s soak",
-                        fmt_time(finished_at),
-                        fmt_time(opens_at),
-                        policy.soak_seconds
-                    ),
-                );
+                let cause = HoldCause::WaveSoaking {
+                    finished: current,
+                    counts,
+                    finished_at,
+                    next,
+                    opens_at,
+                    soak_seconds: policy.soak_seconds,
+                };
+                hold_all(st, cause);
             }
         } else {
-            let soak = if policy.soak_seconds > 0 {
-                format!(" (policy soak {}s)", policy.soak_seconds)
-            } else {
-                String::new()
+            let cause = PauseCause::WaveGate {
+                finished: current,
+                waves: last_wave,
+                counts,
+                next,
+                next_size,
+                soak_seconds: policy.soak_seconds,
             };
-            pause(
-                st,
-                RunStatusReason::WaveGate,
-                format!(
-                    "wave {current} of {last_wave} finished{summary}; advance the run to open \
-                     wave {next} ({next_size} targets){soak}"
-                ),
-            );
+            pause(st, cause);
         }
         return;
     }
 
     // 6. Gate 2: maintenance windows.
-    if let Some(message) = maintenance_window(policy, now) {
-        hold_all(st, Gate::MaintenanceWindow, message);
+    if let Some(cause) = maintenance_window(policy, now) {
+        hold_all(st, cause);
         return;
     }
 
@@ -451,31 +400,17 @@ fn plan_run_dispatch<'a>(ctx: &Ctx<'a>, run: &'a Run, st: &mut PlanState<'a>) {
     for &key in pending.into_iter().flat_map(|p| p.range(..next_key)) {
         let in_flight = st.global_active + claimed_here.len() as u64;
         if run_free == 0 {
-            holds.push(RunHold {
-                run_id: run.id.clone(),
-                gate: Gate::Concurrency,
-                message: format!(
-                    "run {} has {} of {} racks in flight (max_parallel_racks {}); the next \
-                     target starts when one finishes",
-                    run.id,
-                    active_count + u32::try_from(claimed_here.len()).unwrap_or(u32::MAX),
-                    policy.max_parallel_racks,
-                    policy.max_parallel_racks
-                ),
-                from: key,
-            });
+            let cause = HoldCause::RunConcurrency {
+                run: run.id.clone(),
+                in_flight: active_count + u32::try_from(claimed_here.len()).unwrap_or(u32::MAX),
+                max: policy.max_parallel_racks,
+            };
+            holds.push(RunHold::new(run, &cause, key));
             break;
         }
         if let Some(limit) = global_limit.filter(|limit| in_flight >= *limit) {
-            holds.push(RunHold {
-                run_id: run.id.clone(),
-                gate: Gate::Concurrency,
-                message: format!(
-                    "the global limit of {limit} racks in flight is reached ({in_flight} active \
-                     over all runs); the next target starts when a slot frees"
-                ),
-                from: key,
-            });
+            let cause = HoldCause::GlobalConcurrency { limit, in_flight };
+            holds.push(RunHold::new(run, &cause, key));
             break;
         }
         let Some(target) =
@@ -487,74 +422,62 @@ fn plan_run_dispatch<'a>(ctx: &Ctx<'a>, run: &'a Run, st: &mut PlanState<'a>) {
             continue;
         }
         examined += 1;
-        match ctx.target_gates(run, target, &st.claimed) {
+        let (cause, unchanged) = match ctx.target_gates(run, target, &st.claimed) {
             Verdict::Pass => {
                 actions.push(Action::Claim { target_id: target.id.clone(), lease_until });
                 claimed_here.push(target);
                 run_free -= 1;
+                continue;
             }
-            Verdict::Skip(_, reason) => {
-                actions.push(Action::Skip { target_id: target.id.clone(), reason });
+            Verdict::Skip(cause) => {
+                actions
+                    .push(Action::Skip { target_id: target.id.clone(), reason: cause.to_string() });
+                continue;
             }
-            verdict @ (Verdict::Unchanged | Verdict::Hold(..)) => {
-                // `Unchanged`: the stored hold stands word for word; only its age can matter.
-                let (gate, message) = match verdict {
-                    Verdict::Hold(gate, message) => (gate, Some(message)),
-                    _ => (target.hold.as_ref().map_or(Gate::Readiness, |h| h.gate), None),
-                };
-                let previous = target.hold.as_ref().filter(|h| h.gate == gate);
-                if let (Gate::Readiness, Some(max_wait), Some(previous)) =
-                    (gate, policy.max_wait_seconds, previous)
-                    && now - previous.since.max(run.updated_at) >= secs(max_wait)
-                {
-                    // Abandon this run's other decisions: a pausing run claims nothing.
-                    st.plan.examined += examined;
-                    let suffix = format!(" (the run pauses after {max_wait}s of waiting)");
-                    let message = message.unwrap_or_else(|| {
-                        let stored = &previous.message;
-                        stored.strip_suffix(&suffix).unwrap_or(stored).to_string()
-                    });
-                    let text = format!(
-                        "target {} (rack {}) has waited for readiness since {} and \
-                         max_wait_seconds {max_wait} ran out{}: {message}; fix the component \
-                         and resume (the wait starts over), or cancel the run",
-                        target.id,
-                        target.rack_id,
-                        fmt_time(previous.since),
-                        counted_from(previous.since, previous.since.max(run.updated_at))
-                    );
-                    pause(st, RunStatusReason::ReadinessTimeout, text);
-                    // Clear the hold so the wait starts over after a resume.
-                    st.plan.actions.push(Action::Hold { target_id: target.id.clone(), hold: None });
-                    return;
-                }
-                let Some(message) = message else { continue };
-                let since = previous.map_or(now, |h| h.since);
-                let hold = Hold { gate, message: hold_message(policy, gate, message), since };
-                if target.hold.as_ref() != Some(&hold) {
-                    actions.push(Action::Hold { target_id: target.id.clone(), hold: Some(hold) });
-                }
-            }
+            Verdict::Hold(cause) => (cause, false),
+            // The stored hold stands word for word; only its age can matter.
+            Verdict::Unchanged(cause) => (cause, true),
+        };
+        let previous = target.hold.as_ref().filter(|h| h.gate == cause.gate());
+        if let (HoldCause::NotReady(not_ready), Some(max_wait), Some(previous)) =
+            (&cause, policy.max_wait_seconds, previous)
+            && now - previous.since.max(run.updated_at) >= secs(max_wait)
+        {
+            // Abandon this run's other decisions: a pausing run claims nothing.
+            st.plan.examined += examined;
+            let timeout = PauseCause::ReadinessTimeout {
+                target: target.id.clone(),
+                rack: target.rack_id.clone(),
+                since: previous.since,
+                counted_from: previous.since.max(run.updated_at),
+                max_wait,
+                not_ready: not_ready.clone(),
+            };
+            pause(st, timeout);
+            // Clear the hold so the wait starts over after a resume.
+            st.plan.actions.push(Action::Hold { target_id: target.id.clone(), hold: None });
+            return;
+        }
+        if unchanged {
+            continue;
+        }
+        let hold = cause.hold(policy, previous.map_or(now, |h| h.since));
+        if target.hold.as_ref() != Some(&hold) {
+            actions.push(Action::Hold { target_id: target.id.clone(), hold: Some(hold) });
         }
     }
 
     // Gate 3 for the waves not open yet.
     if let Some(&first_later) = pending.and_then(|p| p.range(next_key..).next()) {
-        let size = open_waves.last().map_or(0, |w| w.size);
-        let message = if policy.auto_advance {
-            format!(
-                "waits for wave {current} to finish ({unfinished} of {size} targets not finished); \
-                 wave {} then opens after the {}s soak",
-                first_later.0, policy.soak_seconds
-            )
-        } else {
-            format!(
-                "waits for wave {current} to finish ({unfinished} of {size} targets not finished) \
-                 and for an operator to advance the run to wave {}",
-                first_later.0
-            )
+        let cause = HoldCause::LaterWave {
+            current,
+            unfinished,
+            size: open_waves.last().map_or(0, |w| w.size),
+            next: first_later.0,
+            auto_advance: policy.auto_advance,
+            soak_seconds: policy.soak_seconds,
         };
-        holds.push(RunHold { run_id: run.id.clone(), gate: Gate::Wave, message, from: next_key });
+        holds.push(RunHold::new(run, &cause, next_key));
     }
 
     st.global_active += claimed_here.len() as u64;

@@ -7,9 +7,10 @@ mod common;
 
 use common::{Sim, Transcript, check, firmware, rack, request};
 use steward_proto::{
+    ComponentId,
     ComponentKind::{Compute, Nvswitch, PowerShelf},
-    FailureCount, GateScope, MaintenanceWindow, OnNotReady, Operation, RunId, RunPolicy,
-    SafetyGate,
+    FailureCount, GateScope, Hold, MaintenanceWindow, OnNotReady, Operation, RunId, RunPolicy,
+    SafetyGate, TargetId,
     TaskStatus::{Completed, Failed},
     WaveSpec,
 };
@@ -345,6 +346,49 @@ fn unknown_component_holds_its_rack_until_observed_ready() {
         > core reports r9-c1 Ready
         > tick at 12:00:00
         claim run-1:r9 (lease until 2026-01-05T12:00:30Z)
+        "#,
+    );
+}
+
+#[test]
+fn readiness_fast_path_trusts_the_hold_component_never_its_message() {
+    let mut sim = Sim::new(racks(1));
+    let mut t = Transcript::default();
+    let target = TargetId::new("run-1:r1");
+    let stored = |sim: &Sim| sim.fleet.targets[&target].hold.clone().unwrap();
+    sim.observe("r1-c1", "HostInitializing/Discovery");
+    sim.create_and_start("run-1", firmware(&["r1"], RunPolicy::default()));
+    t.tick(&mut sim);
+    assert_eq!(stored(&sim).component, Some(ComponentId::new("r1-c1")));
+
+    t.step("the stored message is garbled (it names r1-c2); the component field still says r1-c1");
+    let garbled = Hold { message: "component r1-c2 is fine".into(), ..stored(&sim) };
+    sim.apply(FleetEvent::TargetHeld { target_id: target.clone(), hold: Some(garbled) });
+    t.tick(&mut sim);
+
+    t.step("r1-c2 goes to rma: the fast path sees r1-c1 unchanged and does not re-read the rack");
+    sim.service("r1-c2", "maintenance");
+    sim.service("r1-c2", "rma");
+    t.tick(&mut sim);
+
+    t.step("the same hold without its component field (as stored before the field existed)");
+    let legacy = Hold { component: None, ..stored(&sim) };
+    sim.apply(FleetEvent::TargetHeld { target_id: target.clone(), hold: Some(legacy) });
+    t.tick(&mut sim);
+    check(
+        &t.text(),
+        r#"
+        > tick at 12:00:00
+        hold run-1:r1 [readiness]: component r1-c1 (compute) is initializing (Core: HostInitializing/Discovery), which blocks firmware_control; waits until ready
+        > the stored message is garbled (it names r1-c2); the component field still says r1-c1
+        > tick at 12:00:00
+        hold run-1:r1 [readiness]: component r1-c1 (compute) is initializing (Core: HostInitializing/Discovery), which blocks firmware_control; waits until ready
+        > r1-c2 goes to rma: the fast path sees r1-c1 unchanged and does not re-read the rack
+        > tick at 12:00:00
+        (nothing)
+        > the same hold without its component field (as stored before the field existed)
+        > tick at 12:00:00
+        skip run-1:r1: component r1-c2 (nvswitch) is in service state rma, which the run's policy does not allow (allowed: all but rma, decommissioned); skipped
         "#,
     );
 }

@@ -196,6 +196,11 @@ pub struct Hold {
     pub message: String,
     /// Since when this gate (with this message) holds the target.
     pub since: DateTime<Utc>,
+    /// The component that holds the target, when one does (a readiness hold names the first
+    /// blocking component): the planner re-checks it from this field, never from `message`.
+    /// Absent from the JSON when `None`, so holds written before it existed read back unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component: Option<ComponentId>,
 }
 
 /// One rack within one run.

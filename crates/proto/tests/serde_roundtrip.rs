@@ -684,6 +684,7 @@ fn sample_target() -> Target {
             gate: Gate::Readiness,
             message: "r12-c1 is in_use (Assigned/Ready): firmware_control blocked".into(),
             since: t(7),
+            component: None,
         }),
         updated_at: t(7),
     }
@@ -755,6 +756,18 @@ fn run_target_task_hold_roundtrip() {
     let value = roundtrip(&submitted);
     assert_eq!(value["task_id"], json!("task-9"));
     assert_eq!(value["hold"], Value::Null);
+}
+
+#[test]
+fn hold_component_is_optional_on_the_wire() {
+    let hold = sample_target().hold.unwrap();
+    let value = roundtrip(&hold);
+    assert!(value.get("component").is_none(), "no key when None: {value}");
+    let named = Hold { component: Some(ComponentId::new("r12-c1")), ..hold.clone() };
+    assert_eq!(roundtrip(&named)["component"], json!("r12-c1"));
+    // A hold written before the field existed reads back with `None`.
+    let old = json!({"gate": "readiness", "message": hold.message, "since": hold.since});
+    assert_eq!(parse::<Hold>(old).unwrap(), hold);
 }
 
 #[test]

@@ -96,6 +96,7 @@ fn target(run: usize, position: usize, status: TargetStatus, at: Timestamp) -> T
             gate: Gate::Concurrency,
             message: "64 of 64 racks in flight for this run".into(),
             since: at,
+            component: None,
         }),
         updated_at: at,
     }

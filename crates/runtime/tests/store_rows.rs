@@ -128,6 +128,7 @@ fn target(run: &str, rack: &str, status: TargetStatus) -> Target {
             gate: Gate::Concurrency,
             message: "2 of 2 racks in flight".into(),
             since: t(2),
+            component: None,
         }),
         updated_at: t(2),
     }

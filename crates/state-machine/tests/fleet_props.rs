@@ -253,6 +253,7 @@ fn realise(op: &Op, fleet: &Fleet, now: Timestamp, next_task: &mut u32) -> Fleet
                         gate: Gate::ALL[*d as usize % Gate::ALL.len()],
                         message: format!("hold {}", d % 2),
                         since: t0(),
+                        component: None,
                     }),
                 },
             }

@@ -410,6 +410,7 @@ fn conflict_uses_the_run_policy_and_holds_are_persisted_only_on_change() {
         gate: steward_proto::Gate::Readiness,
         message: "r1-c1 is initializing".into(),
         since: t0(),
+        component: None,
     };
     let held = FleetEvent::TargetHeld { target_id: t1.clone(), hold: Some(hold) };
     assert_eq!(apply(&mut f, &held, t0()).unwrap().len(), 1);

@@ -161,7 +161,12 @@ fn target_event(kind: TargetEventKind, variant: u8) -> TargetEvent {
         TargetEventKind::Skip => TargetEvent::Skip { reason: "policy".into() },
         TargetEventKind::Cancel => TargetEvent::Cancel { reason: "stop".into() },
         TargetEventKind::SetHold => TargetEvent::SetHold {
-            hold: Some(Hold { gate: Gate::Wave, message: "wave 2 not open".into(), since: now() }),
+            hold: Some(Hold {
+                gate: Gate::Wave,
+                message: "wave 2 not open".into(),
+                since: now(),
+                component: None,
+            }),
         },
     }
 }

@@ -238,7 +238,12 @@ fn cancel_submitted_asks_core_and_waits_for_termination() {
 #[test]
 fn identical_hold_has_no_effects() {
     let now = t0();
-    let hold = Hold { gate: Gate::Concurrency, message: "1 of 1 in flight".into(), since: now };
+    let hold = Hold {
+        gate: Gate::Concurrency,
+        message: "1 of 1 in flight".into(),
+        since: now,
+        component: None,
+    };
     let (held, effects) =
         step(&target(), &TargetEvent::SetHold { hold: Some(hold.clone()) }, now).unwrap();
     assert_eq!(effects.len(), 1);
@@ -308,6 +313,7 @@ fn realise(g: &Gen, now: Timestamp) -> TargetEvent {
                 gate: Gate::ALL[*n as usize],
                 message: "waiting".into(),
                 since: t0(),
+                component: None,
             }),
         },
     }
