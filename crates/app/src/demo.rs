@@ -10,10 +10,14 @@ use crate::cli::table::render;
 use crate::cli::watch::{Progress, counts_line, fetch};
 use crate::config::{Config, SynchronousSetting};
 use crate::http::Server;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::path::PathBuf;
 use std::time::Duration;
-use steward_proto::{RackId, Run, RunStatus, RunStatusReason, Target};
+use steward_proto::{
+    AdvanceRequest, FailureCount, GateScope, Operation, Ordering, PolicyOverrides, RackId,
+    ReasonRequest, Run, RunRequest, RunStatus, RunStatusReason, SafetyGate, Selector, Target,
+    WaveSpec,
+};
 use steward_sim::{LatencyRange, SimConfig};
 
 /// The demo's knobs (tests shrink them).
@@ -130,19 +134,7 @@ async fn drive(
     let ready = wait_ready(&client, deadline).await?;
     say(&format!("all {ready} components observed ready (status derived from Core's raw states)"));
 
-    let body = json!({
-        "name": "demo firmware 2.0.0",
-        "operation": {"kind": "firmware_update", "version": "2.0.0"},
-        "selector": {"all": true},
-        "policy": {
-            "max_parallel_racks": 4,
-            "waves": {"count": [1, (options.racks / 4).max(1)]},
-            "ordering": "one_per_row_round_robin",
-            "safety_gates": [{"failure_count": {"max": 2}, "scope": "current_wave"}],
-            "auto_advance": false
-        }
-    });
-    let created = client.post("/v1/runs", &body).await?;
+    let created = client.post("/v1/runs", &typed(&demo_run(options.racks))).await?;
     let id = created.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
     let (run, targets) = fetch(&client, &id).await?;
     let sizes: Vec<String> = run.waves.iter().map(|w| w.size.to_string()).collect();
@@ -228,7 +220,9 @@ async fn act_on_pause(
                 run.current_wave,
                 wave_counts(run, run.current_wave)
             ));
-            client.post(&format!("/v1/runs/{id}/advance"), &json!({})).await?;
+            client
+                .post(&format!("/v1/runs/{id}/advance"), &typed(&AdvanceRequest::default()))
+                .await?;
             report.advances += 1;
         }
         RunStatusReason::SafetyGate => {
@@ -244,12 +238,17 @@ async fn act_on_pause(
             server.sim().clear_injected_failures();
             tokio::time::sleep(Duration::from_millis(800)).await;
             client
-                .post(&format!("/v1/runs/{id}/resume"), &json!({"reason": "failures acknowledged"}))
+                .post(
+                    &format!("/v1/runs/{id}/resume"),
+                    &typed(&ReasonRequest { reason: Some("failures acknowledged".into()) }),
+                )
                 .await?;
             report.safety_resumes += 1;
         }
         _ => {
-            client.post(&format!("/v1/runs/{id}/resume"), &json!({})).await?;
+            client
+                .post(&format!("/v1/runs/{id}/resume"), &typed(&ReasonRequest::default()))
+                .await?;
         }
     }
     Ok(())
@@ -297,4 +296,33 @@ fn summary(run: &Run, started: std::time::Instant) {
         counts_line(run),
         started.elapsed().as_secs_f64()
     ));
+}
+
+/// The demo's run: firmware 2.0.0 everywhere, a canary rack, then a quarter, then the rest, four
+/// racks in flight, pausing at two failures in a wave.
+fn demo_run(racks: u32) -> RunRequest {
+    let gate = SafetyGate {
+        failure_count: Some(FailureCount { max: 2 }),
+        failure_rate: None,
+        scope: GateScope::CurrentWave,
+    };
+    RunRequest {
+        name: Some("demo firmware 2.0.0".into()),
+        operation: Operation::FirmwareUpdate { version: "2.0.0".into(), components: Vec::new() },
+        selector: Selector { all: Some(true), ..Selector::default() },
+        policy: PolicyOverrides {
+            max_parallel_racks: Some(4),
+            waves: Some(WaveSpec::Count(vec![1, (racks / 4).max(1)])),
+            ordering: Some(Ordering::OnePerRowRoundRobin),
+            safety_gates: Some(vec![gate]),
+            auto_advance: Some(false),
+            ..PolicyOverrides::default()
+        },
+        dry_run: false,
+    }
+}
+
+/// A request struct as the JSON body the client sends (the same types the server parses).
+fn typed(request: &impl serde::Serialize) -> Value {
+    serde_json::to_value(request).unwrap_or(Value::Null)
 }

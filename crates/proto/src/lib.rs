@@ -11,6 +11,7 @@ pub mod inventory;
 pub mod mapping;
 pub mod operation;
 pub mod policy;
+pub mod requests;
 pub mod run;
 pub mod service;
 pub mod status;
@@ -28,6 +29,9 @@ pub use operation::{Operation, OperationKind};
 pub use policy::{
     ConflictRetry, FailureCount, FailureRate, GateScope, MaintenanceWindow, OnNotReady, Ordering,
     RunPolicy, SafetyGate, WaveSpec,
+};
+pub use requests::{
+    AdvanceRequest, PolicyOverrides, ReasonRequest, RunRequest, ServiceStateRequest,
 };
 pub use run::{CreateRunRequest, Hold, Run, Selector, StatusCounts, Target, Task, Wave};
 pub use service::{HistoryEntry, ServiceTableDoc};

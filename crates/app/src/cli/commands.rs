@@ -8,9 +8,15 @@ use super::{
     InventoryCommand, MachineCommand, MachineFormat, NotReadyArg, OpArg, RacksCommand, RunCommand,
     ScopeArg, ServiceCommand, TokenCommand, watch,
 };
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
+use steward_proto::{
+    AdvanceRequest, ComponentId, FailureCount, FailureRate, GateScope, OnNotReady, Operation,
+    PolicyOverrides, RackId, ReasonRequest, RunId, RunRequest, SafetyGate, Selector, ServiceState,
+    ServiceStateRequest, WaveSpec,
+};
 use steward_state_machine::{
     Machine, RunMachine, ServiceTable, TargetMachine, TaskMachine, TransitionTable,
 };
@@ -91,10 +97,7 @@ pub async fn execute(cli: Cli) -> Result<i32, CliError> {
             Ok(EXIT_OK)
         }
         Command::Service(ServiceCommand::Set { id, state, note }) => {
-            let mut body = json!({ "to": state });
-            if let Some(note) = note {
-                body["note"] = Value::String(note);
-            }
+            let body = to_body(&ServiceStateRequest { to: ServiceState::new(state), note })?;
             let url = format!("/v1/components/{}/service-state", segment(&id));
             let answer = client()?.post(&url, &body).await?;
             print(json, &answer, || {
@@ -308,69 +311,93 @@ fn targets_table(targets: &Value) -> String {
     render(&["RACK", "WAVE", "STATUS", "ATTEMPT", "TASK", "MESSAGE", "HOLD"], &rows)
 }
 
-/// Builds the `POST /v1/runs` body from `run create` flags, and the mixed wave specs still to
-/// resolve against the number of targets, if any.
-pub fn create_body(args: &CreateArgs) -> Result<(Value, Option<Vec<WavePart>>), CliError> {
-    let operation = match args.op {
-        OpArg::PowerOn => json!({"kind": "power_on"}),
-        OpArg::PowerOff => json!({"kind": "power_off"}),
-        OpArg::PowerCycle => json!({"kind": "power_cycle"}),
-        OpArg::FirmwareUpdate => match &args.version {
-            Some(version) => json!({"kind": "firmware_update", "version": version}),
-            None => return Err(CliError::Usage("--op firmware_update needs --version V".into())),
-        },
-    };
+/// Builds the typed `POST /v1/runs` request from `run create` flags (the same struct the server
+/// parses), and the mixed wave specs still to resolve against the number of targets, if any.
+/// Combinations the server would refuse are usage errors here, before anything is sent.
+pub fn create_body(args: &CreateArgs) -> Result<(RunRequest, Option<Vec<WavePart>>), CliError> {
     if args.version.is_some() && args.op != OpArg::FirmwareUpdate {
         return Err(CliError::Usage("--version only applies to --op firmware_update".into()));
     }
-    let mut selector = Map::new();
+    let mut policy = match &args.policy {
+        None => PolicyOverrides::default(),
+        Some(text) => policy_overrides(text)?,
+    };
+    let mixed = apply_policy_flags(args, &mut policy)?;
+    let request = RunRequest {
+        name: args.name.clone(),
+        operation: operation(args)?,
+        selector: selector(args)?,
+        policy,
+        dry_run: args.dry_run,
+    };
+    Ok((request, mixed))
+}
+
+fn operation(args: &CreateArgs) -> Result<Operation, CliError> {
+    Ok(match args.op {
+        OpArg::PowerOn => Operation::PowerOn,
+        OpArg::PowerOff => Operation::PowerOff,
+        OpArg::PowerCycle => Operation::PowerCycle,
+        OpArg::FirmwareUpdate => match &args.version {
+            Some(version) => {
+                Operation::FirmwareUpdate { version: version.clone(), components: Vec::new() }
+            }
+            None => return Err(CliError::Usage("--op firmware_update needs --version V".into())),
+        },
+    })
+}
+
+fn selector(args: &CreateArgs) -> Result<Selector, CliError> {
+    let mut selector = Selector::default();
     if !args.rack.is_empty() {
-        selector.insert("racks".into(), json!(args.rack));
+        selector.racks = Some(args.rack.iter().map(|r| RackId::new(r.as_str())).collect());
     } else if !args.component.is_empty() {
-        selector.insert("components".into(), json!(args.component));
+        let ids = args.component.iter().map(|c| ComponentId::new(c.as_str())).collect();
+        selector.components = Some(ids);
     } else if args.all {
-        selector.insert("all".into(), json!(true));
+        selector.all = Some(true);
     } else if !args.labels.is_empty() {
-        let mut labels = Map::new();
+        let mut labels = BTreeMap::new();
         for pair in &args.labels {
             let Some((key, value)) = pair.split_once('=') else {
                 return Err(CliError::Usage(format!("--label {pair:?} must be KEY=VALUE")));
             };
-            labels.insert(key.to_string(), json!(value));
+            labels.insert(key.to_string(), value.to_string());
         }
-        selector.insert("labels".into(), Value::Object(labels));
+        selector.labels = Some(labels);
     }
-    if !args.kinds.is_empty() {
-        selector.insert("kinds".into(), json!(args.kinds));
+    for kind in &args.kinds {
+        let parsed = serde_json::from_value(Value::String(kind.clone()))
+            .map_err(|_| CliError::Usage(format!("--kind {kind:?} is not a component kind")))?;
+        selector.kinds.push(parsed);
     }
-    if !args.exclude_runs.is_empty() {
-        selector.insert("exclude_runs".into(), json!(args.exclude_runs));
-    }
-    let mut policy = match &args.policy {
-        None => Map::new(),
-        Some(text) => policy_object(text)?,
-    };
+    selector.exclude_runs = args.exclude_runs.iter().map(|r| RunId::new(r.as_str())).collect();
+    Ok(selector)
+}
+
+/// Lays the policy flags over `--policy` (flags win); returns mixed wave specs to resolve.
+fn apply_policy_flags(
+    args: &CreateArgs,
+    policy: &mut PolicyOverrides,
+) -> Result<Option<Vec<WavePart>>, CliError> {
     if let Some(n) = args.max_parallel {
-        policy.insert("max_parallel_racks".into(), json!(n));
+        policy.max_parallel_racks = Some(n);
     }
     let mut mixed = None;
     if !args.waves.is_empty() {
         match parse_waves(&args.waves)? {
-            WaveArg::Spec(spec) => {
-                policy.insert("waves".into(), spec);
-            }
+            WaveArg::Spec(spec) => policy.waves = Some(spec),
             WaveArg::Mixed(parts) => mixed = Some(parts),
         }
     }
     let scope = match args.gate_scope {
-        ScopeArg::Wave => "current_wave",
-        ScopeArg::Run => "run",
+        ScopeArg::Wave => GateScope::CurrentWave,
+        ScopeArg::Run => GateScope::Run,
     };
     if let Some(max) = args.max_failures {
-        policy.insert(
-            "safety_gates".into(),
-            json!([{"failure_count": {"max": max}, "scope": scope}]),
-        );
+        let gate =
+            SafetyGate { failure_count: Some(FailureCount { max }), failure_rate: None, scope };
+        policy.safety_gates = Some(vec![gate]);
     }
     if let Some(ratio) = args.max_failure_ratio {
         if !(ratio > 0.0 && ratio <= 1.0) {
@@ -378,47 +405,46 @@ pub fn create_body(args: &CreateArgs) -> Result<(Value, Option<Vec<WavePart>>), 
                 "--max-failure-ratio {ratio} must be above 0 and at most 1"
             )));
         }
-        policy.insert(
-            "safety_gates".into(),
-            json!([{"failure_rate": {"percent": ratio * 100.0}, "scope": scope}]),
-        );
+        let rate = FailureRate { percent: ratio * 100.0 };
+        let gate = SafetyGate { failure_count: None, failure_rate: Some(rate), scope };
+        policy.safety_gates = Some(vec![gate]);
     }
     if let Some(on_not_ready) = args.on_not_ready {
-        let value = match on_not_ready {
-            NotReadyArg::Wait => "wait",
-            NotReadyArg::Skip => "skip",
-        };
-        policy.insert("on_not_ready".into(), json!(value));
+        policy.on_not_ready = Some(match on_not_ready {
+            NotReadyArg::Wait => OnNotReady::Wait,
+            NotReadyArg::Skip => OnNotReady::Skip,
+        });
     }
     if args.auto_advance {
-        policy.insert("auto_advance".into(), json!(true));
+        policy.auto_advance = Some(true);
     }
-    let mut body = json!({"operation": operation, "selector": selector, "policy": policy});
-    if let Some(name) = &args.name {
-        body["name"] = json!(name);
-    }
-    if args.dry_run {
-        body["dry_run"] = json!(true);
-    }
-    Ok((body, mixed))
+    Ok(mixed)
 }
 
 /// Resolves mixed wave specs: a dry run without waves tells how many targets the run has.
 async fn resolve_mixed(
     client: &Client,
-    body: &mut Value,
+    request: &mut RunRequest,
     parts: &[WavePart],
 ) -> Result<(), CliError> {
-    let mut probe = body.clone();
-    probe["dry_run"] = json!(true);
-    let plan = client.post("/v1/runs", &probe).await?;
+    let mut probe = request.clone();
+    probe.dry_run = true;
+    let plan = client.post("/v1/runs", &to_body(&probe)?).await?;
     let total = plan.get("targets").and_then(Value::as_array).map_or(0, Vec::len);
     let sizes = resolve_waves(parts, u32::try_from(total).unwrap_or(u32::MAX));
-    body["policy"]["waves"] = json!({"count": sizes});
+    request.policy.waves = Some(WaveSpec::Count(sizes));
     Ok(())
 }
 
-fn policy_object(text: &str) -> Result<Map<String, Value>, CliError> {
+/// A request struct as the JSON body to send.
+fn to_body(request: &impl serde::Serialize) -> Result<Value, CliError> {
+    serde_json::to_value(request)
+        .map_err(|e| CliError::Usage(format!("cannot encode the request: {e}")))
+}
+
+/// `--policy`: inline JSON or a file, parsed as the policy the server accepts (unknown fields
+/// are a usage error here, not a round trip).
+fn policy_overrides(text: &str) -> Result<PolicyOverrides, CliError> {
     let source = if text.trim_start().starts_with('{') {
         text.to_string()
     } else {
@@ -426,11 +452,8 @@ fn policy_object(text: &str) -> Result<Map<String, Value>, CliError> {
             CliError::Usage(format!("--policy {text:?}: not JSON and not a readable file ({e})"))
         })?
     };
-    match serde_json::from_str::<Value>(&source) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(CliError::Usage("--policy must be a JSON object".into())),
-        Err(e) => Err(CliError::Usage(format!("--policy is not valid JSON: {e}"))),
-    }
+    serde_json::from_str(&source)
+        .map_err(|e| CliError::Usage(format!("--policy is not a valid run policy: {e}")))
 }
 
 /// One `--wave` spec.
@@ -448,7 +471,7 @@ pub enum WavePart {
 #[derive(Clone, Debug, PartialEq)]
 pub enum WaveArg {
     /// Ready to send.
-    Spec(Value),
+    Spec(WaveSpec),
     /// Needs the number of targets.
     Mixed(Vec<WavePart>),
 }
@@ -464,7 +487,7 @@ pub fn parse_waves(specs: &[String]) -> Result<WaveArg, CliError> {
         && let Some(count) = single.strip_prefix("equal:")
     {
         let count: u32 = count.parse().map_err(|_| bad(single))?;
-        return Ok(WaveArg::Spec(json!({"equal": {"count": count}})));
+        return Ok(WaveArg::Spec(WaveSpec::Equal { count }));
     }
     let mut parts = Vec::new();
     for spec in specs {
@@ -487,7 +510,7 @@ pub fn parse_waves(specs: &[String]) -> Result<WaveArg, CliError> {
         if sum < 100 {
             percents.push(100 - sum);
         }
-        return Ok(WaveArg::Spec(json!({"percentage": percents})));
+        return Ok(WaveArg::Spec(WaveSpec::Percentage(percents)));
     }
     if percents.is_empty() {
         let counts: Vec<u32> = parts
@@ -496,7 +519,7 @@ pub fn parse_waves(specs: &[String]) -> Result<WaveArg, CliError> {
                 WavePart::Count(c) | WavePart::Percent(c) => *c,
             })
             .collect();
-        return Ok(WaveArg::Spec(json!({"count": counts})));
+        return Ok(WaveArg::Spec(WaveSpec::Count(counts)));
     }
     Ok(WaveArg::Mixed(parts))
 }
@@ -529,11 +552,11 @@ pub fn resolve_waves(parts: &[WavePart], total: u32) -> Vec<u32> {
 async fn run_command(client: Client, command: RunCommand, json: bool) -> Result<i32, CliError> {
     match command {
         RunCommand::Create(args) => {
-            let (mut body, mixed) = create_body(&args)?;
+            let (mut request, mixed) = create_body(&args)?;
             if let Some(parts) = mixed {
-                resolve_mixed(&client, &mut body, &parts).await?;
+                resolve_mixed(&client, &mut request, &parts).await?;
             }
-            let answer = client.post("/v1/runs", &body).await?;
+            let answer = client.post("/v1/runs", &to_body(&request)?).await?;
             if args.dry_run {
                 print(json, &answer, || {
                     let run = answer.get("run").cloned().unwrap_or(Value::Null);
@@ -584,10 +607,7 @@ async fn run_command(client: Client, command: RunCommand, json: bool) -> Result<
             run_action(&client, &id, "cancel", reason_body(reason), json).await
         }
         RunCommand::Advance { id, expected_wave } => {
-            let body = match expected_wave {
-                Some(wave) => json!({"expected_wave": wave}),
-                None => json!({}),
-            };
+            let body = to_body(&AdvanceRequest { expected_wave })?;
             run_action(&client, &id, "advance", body, json).await
         }
         RunCommand::Watch { id, interval_ms } => {
@@ -598,10 +618,7 @@ async fn run_command(client: Client, command: RunCommand, json: bool) -> Result<
 }
 
 fn reason_body(reason: Option<String>) -> Value {
-    match reason {
-        Some(reason) => json!({"reason": reason}),
-        None => json!({}),
-    }
+    to_body(&ReasonRequest { reason }).unwrap_or_else(|_| Value::Object(Map::new()))
 }
 
 async fn run_action(
@@ -771,12 +788,15 @@ mod tests {
     use super::*;
     use crate::cli::Cli;
     use clap::Parser;
+    use serde_json::json;
 
     fn body(args: &[&str]) -> Result<Value, CliError> {
         let mut full = vec!["steward", "run", "create"];
         full.extend_from_slice(args);
         match Cli::try_parse_from(full).unwrap().command {
-            Command::Run(RunCommand::Create(args)) => create_body(&args).map(|(body, _)| body),
+            Command::Run(RunCommand::Create(args)) => {
+                create_body(&args).map(|(request, _)| serde_json::to_value(request).unwrap())
+            }
             _ => unreachable!(),
         }
     }
@@ -812,6 +832,27 @@ mod tests {
     }
 
     #[test]
+    fn refused_combinations_are_usage_errors_before_sending() {
+        let both = ["steward", "run", "create", "--op", "power_on", "--all"];
+        let mut args = both.to_vec();
+        args.extend(["--max-failures", "2", "--max-failure-ratio", "0.5"]);
+        let error = Cli::try_parse_from(args).err().expect("both gates at once are refused");
+        assert_eq!(error.kind(), clap::error::ErrorKind::ArgumentConflict);
+        let typo = body(&["--op", "power_on", "--all", "--policy", r#"{"max_paralel_racks": 2}"#]);
+        assert!(matches!(typo, Err(CliError::Usage(_))), "{typo:?}");
+        let kind = body(&["--op", "power_on", "--all", "--kind", "gpu"]);
+        assert!(matches!(kind, Err(CliError::Usage(_))), "{kind:?}");
+    }
+
+    #[test]
+    fn the_request_the_cli_sends_is_the_one_the_server_parses() {
+        let sent = body(&["--op", "power_cycle", "--rack", "r1", "--max-parallel", "2"]).unwrap();
+        let parsed: RunRequest = serde_json::from_value(sent.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&parsed).unwrap(), sent);
+        assert_eq!(sent["policy"], json!({"max_parallel_racks": 2}), "only given fields are sent");
+    }
+
+    #[test]
     fn firmware_needs_version() {
         assert!(matches!(body(&["--op", "firmware_update", "--all"]), Err(CliError::Usage(_))));
         assert!(matches!(
@@ -823,10 +864,10 @@ mod tests {
     #[test]
     fn wave_specs() {
         let specs = |s: &[&str]| parse_waves(&s.iter().map(|x| x.to_string()).collect::<Vec<_>>());
-        let spec = |v: Value| WaveArg::Spec(v);
-        assert_eq!(specs(&["5%", "25%"]).unwrap(), spec(json!({"percentage": [5, 25, 70]})));
-        assert_eq!(specs(&["equal:3"]).unwrap(), spec(json!({"equal": {"count": 3}})));
-        assert_eq!(specs(&["1", "10"]).unwrap(), spec(json!({"count": [1, 10]})));
+        let spec = WaveArg::Spec;
+        assert_eq!(specs(&["5%", "25%"]).unwrap(), spec(WaveSpec::Percentage(vec![5, 25, 70])));
+        assert_eq!(specs(&["equal:3"]).unwrap(), spec(WaveSpec::Equal { count: 3 }));
+        assert_eq!(specs(&["1", "10"]).unwrap(), spec(WaveSpec::Count(vec![1, 10])));
         assert_eq!(
             specs(&["1", "25%"]).unwrap(),
             WaveArg::Mixed(vec![WavePart::Count(1), WavePart::Percent(25)])

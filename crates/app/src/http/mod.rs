@@ -38,8 +38,8 @@ pub struct ApiState {
     pub metrics: Arc<Metrics>,
     /// Token configuration.
     pub auth: Arc<Auth>,
-    /// Defaults merged under every run request's policy (a JSON object), if configured.
-    pub default_policy: Option<Arc<serde_json::Value>>,
+    /// The site's default policy: every run request's policy is laid over it.
+    pub default_policy: Arc<steward_proto::RunPolicy>,
     /// The service-state machine's table as this server runs it (site table or default).
     pub service_table: Arc<TransitionTable>,
 }

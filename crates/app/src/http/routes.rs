@@ -11,12 +11,12 @@ use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use steward_proto::{
-    ComponentId, CreateRunRequest, InventoryUpsert, Observation, RackId, RunId, ServiceState,
+    AdvanceRequest, ComponentId, InventoryUpsert, Observation, RackId, ReasonRequest, RunId,
+    RunPolicy, RunRequest, ServiceStateRequest,
 };
 use steward_runtime::{ComponentFilter, CreateRunOutcome};
 use steward_state_machine::{Machine, RunMachine, TargetMachine, TaskMachine, TransitionTable};
@@ -103,14 +103,6 @@ async fn component(State(state): State<ApiState>, Path(id): Path<String>) -> Api
     json_ok(state.handle.component(ComponentId::new(id)).await?)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ServiceStateRequest {
-    to: ServiceState,
-    #[serde(default)]
-    note: Option<String>,
-}
-
 async fn set_service_state(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
@@ -143,32 +135,13 @@ async fn observations(
     json_ok(json!({"received": received, "changed": changed}))
 }
 
-/// Merges the configured default policy under the request's policy (request keys win).
-fn with_default_policy(mut body: Value, defaults: Option<&Value>) -> Value {
-    let (Some(Value::Object(defaults)), Value::Object(request)) = (defaults, &mut body) else {
-        return body;
-    };
-    let merged = match request.remove("policy") {
-        Some(Value::Object(given)) => {
-            let mut merged = defaults.clone();
-            merged.extend(given);
-            Value::Object(merged)
-        }
-        Some(other) => other,
-        None => Value::Object(defaults.clone()),
-    };
-    request.insert("policy".to_string(), merged);
-    body
-}
-
 async fn create_run(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> ApiResult {
-    let value: Value = parse_body(&body)?;
-    let value = with_default_policy(value, state.default_policy.as_deref());
-    let request: CreateRunRequest = parse_value(value)?;
+    let request: RunRequest = parse_body(&body)?;
+    let request = request.with_base_policy(RunPolicy::clone(&state.default_policy));
     if let Err(errors) = request.policy.validate("policy") {
         return Err(steward_runtime::CommandError::Invalid(errors).into());
     }
@@ -195,20 +168,6 @@ async fn run(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResult
 
 async fn targets(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResult {
     json_ok(state.handle.targets(RunId::new(id)).await?)
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReasonRequest {
-    #[serde(default)]
-    reason: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AdvanceRequest {
-    #[serde(default)]
-    expected_wave: Option<u32>,
 }
 
 async fn pause(
@@ -328,12 +287,15 @@ mod tests {
 
     #[test]
     fn default_policy_fills_missing_keys_only() {
-        let defaults = json!({"max_parallel_racks": 4, "max_attempts": 2});
-        let body = json!({"operation": {"kind": "power_on"}, "policy": {"max_attempts": 3}});
-        let merged = with_default_policy(body, Some(&defaults));
-        assert_eq!(merged["policy"], json!({"max_parallel_racks": 4, "max_attempts": 3}));
-        let merged = with_default_policy(json!({"operation": {}}), Some(&defaults));
-        assert_eq!(merged["policy"], defaults);
+        let defaults = RunPolicy { max_parallel_racks: 4, max_attempts: 2, ..RunPolicy::default() };
+        let body = json!({"operation": {"kind": "power_on"}, "selector": {"all": true},
+                          "policy": {"max_attempts": 3}});
+        let request: RunRequest = serde_json::from_value(body).unwrap();
+        let merged = request.with_base_policy(defaults.clone()).policy;
+        assert_eq!((merged.max_parallel_racks, merged.max_attempts), (4, 3));
+        let bare = json!({"operation": {"kind": "power_on"}, "selector": {"all": true}});
+        let request: RunRequest = serde_json::from_value(bare).unwrap();
+        assert_eq!(request.with_base_policy(defaults.clone()).policy, defaults);
     }
 
     #[test]

@@ -135,12 +135,7 @@ impl Server {
             })?,
             None => ServiceTable::default(),
         };
-        let default_policy = match &config.default_policy {
-            Some(policy) => Some(Arc::new(serde_json::to_value(policy).map_err(|e| {
-                ConfigError::Invalid { key: "default_policy".into(), message: e.to_string() }
-            })?)),
-            None => None,
-        };
+        let default_policy = Arc::new(config.default_policy.clone().unwrap_or_default());
         let clock: SharedClock = Arc::new(SystemClock);
         let sim = SimCore::new(sim, clock.clone())?;
         let core: Arc<dyn Core> = Arc::new(sim.clone());
