@@ -836,7 +836,7 @@ mod tests {
         let both = ["steward", "run", "create", "--op", "power_on", "--all"];
         let mut args = both.to_vec();
         args.extend(["--max-failures", "2", "--max-failure-ratio", "0.5"]);
-        let error = Cli::try_parse_from(args).err().expect("both gates at once are refused");
+        let error = Cli::try_parse_from(args).expect_err("both gates at once are refused");
         assert_eq!(error.kind(), clap::error::ErrorKind::ArgumentConflict);
         let typo = body(&["--op", "power_on", "--all", "--policy", r#"{"max_paralel_racks": 2}"#]);
         assert!(matches!(typo, Err(CliError::Usage(_))), "{typo:?}");

@@ -290,11 +290,11 @@ mod tests {
         let defaults = RunPolicy { max_parallel_racks: 4, max_attempts: 2, ..RunPolicy::default() };
         let body = json!({"operation": {"kind": "power_on"}, "selector": {"all": true},
                           "policy": {"max_attempts": 3}});
-        let request: RunRequest = serde_json::from_value(body).unwrap();
+        let request: RunRequest = serde_json::from_value(body).expect("a valid request");
         let merged = request.with_base_policy(defaults.clone()).policy;
         assert_eq!((merged.max_parallel_racks, merged.max_attempts), (4, 3));
         let bare = json!({"operation": {"kind": "power_on"}, "selector": {"all": true}});
-        let request: RunRequest = serde_json::from_value(bare).unwrap();
+        let request: RunRequest = serde_json::from_value(bare).expect("a valid request");
         assert_eq!(request.with_base_policy(defaults.clone()).policy, defaults);
     }
 
