@@ -1,5 +1,6 @@
 //! Store tests on real SQLite files: every row kind round-trips, batches are atomic, reopening
-//! preserves state, event paging, outbox order and delivery bookkeeping, history order.
+//! preserves state, event paging, outbox order and delivery bookkeeping, history order. The rows
+//! production writes (through the reducer and `BatchBuilder`) are tested in `store_write_path.rs`.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use chrono::{Duration, TimeZone, Utc};
