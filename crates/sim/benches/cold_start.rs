@@ -15,7 +15,7 @@
 //! `COLD_START_REPEAT` times (default 3) and the median is reported (the file is in the page
 //! cache after the build; a truly cold disk cache adds the file's read time).
 //!
-//! `cargo bench -p steward-runtime --bench cold_start`. Knobs: `COLD_START_RACKS` (10,000),
+//! `cargo bench -p steward-sim --bench cold_start`. Knobs: `COLD_START_RACKS` (10,000),
 //! `COLD_START_EVENTS` (1,000,000), `COLD_START_DB` (build there, or reuse a file that exists).
 //! Without `--bench` it runs a tiny smoke case.
 // A benchmark measures wall time, so it reads the clock the pure crates may not.

@@ -12,7 +12,7 @@
 //! progress made and the rate, so the bench stays within a couple of minutes even when the goal
 //! is far off.
 //!
-//! `cargo bench -p steward-runtime --bench firmware_run`. Without `--bench` it runs 20 racks.
+//! `cargo bench -p steward-sim --bench firmware_run`. Without `--bench` it runs 20 racks.
 // A benchmark measures wall time, so it reads the clock the pure crates may not.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods, missing_docs)]
 

@@ -10,7 +10,7 @@
 //! commands toggle components maintenance / in_service in rotation, each one logging one event,
 //! one component row and one history row.
 //!
-//! `cargo bench -p steward-runtime --bench reducer_latency`. Knobs: `LATENCY_SECONDS` (default
+//! `cargo bench -p steward-sim --bench reducer_latency`. Knobs: `LATENCY_SECONDS` (default
 //! 20, after a 2 s warm-up that is not recorded), `LATENCY_RATE`, `LATENCY_RACKS` (500),
 //! `BENCH_SYNC` (`full`; `normal` or `off` separates fsync stalls from reducer work). Without
 //! `--bench` it runs a tiny smoke case.

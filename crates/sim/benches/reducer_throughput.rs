@@ -17,7 +17,7 @@
 //! event rows the reducer logged (read back from its file, byte for byte) in batches of that
 //! average size: once the event rows alone, once with the state rows each event wrote too.
 //!
-//! `cargo bench -p steward-runtime --bench reducer_throughput`. Knobs: `THROUGHPUT_SECONDS`
+//! `cargo bench -p steward-sim --bench reducer_throughput`. Knobs: `THROUGHPUT_SECONDS`
 //! (default 4) per measurement, `THROUGHPUT_CALLERS` (default `16,256,1024`),
 //! `THROUGHPUT_WORKLOADS` (`service,observe`), `BENCH_SYNC` (`full`; `normal` or `off` on both
 //! sides separates fsync from CPU). Without `--bench` it runs a tiny smoke case.
