@@ -10,7 +10,9 @@ use crate::pollers;
 use crate::protocol::ReducerInput;
 use crate::reducer::{Reducer, ReducerError, ReducerSettings};
 use crate::store::{Store, StoreError, StoreOptions};
-use crate::webhooks::{self, WebhookConfig};
+#[cfg(feature = "webhooks")]
+use crate::webhooks;
+use crate::webhooks::WebhookConfig;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -194,6 +196,13 @@ impl Runtime {
         core: Arc<dyn Core>,
         clock: SharedClock,
     ) -> Result<Runtime, StartError> {
+        #[cfg(not(feature = "webhooks"))]
+        if !config.webhooks.is_empty() {
+            return Err(StartError::Config {
+                key: "webhooks".into(),
+                message: "this build has no webhook delivery (cargo feature `webhooks`)".into(),
+            });
+        }
         let fleet_config = config.fleet_config()?;
         let path = config.db_path.clone();
         let options = config.store.clone();
@@ -231,6 +240,7 @@ impl Runtime {
             .spawn(move || reducer.run(receiver))
             .map_err(|e| StartError::Thread(e.to_string()))?;
         let stop = CancellationToken::new();
+        #[cfg_attr(not(feature = "webhooks"), allow(unused_mut))]
         let mut tasks = vec![
             tokio::spawn(applier::run(
                 work_receiver,
@@ -254,6 +264,7 @@ impl Runtime {
             )),
             tokio::spawn(pollers::ticker(handle.clone(), config.plan_interval, stop.clone())),
         ];
+        #[cfg(feature = "webhooks")]
         for webhook in config.webhooks {
             tasks.push(tokio::spawn(webhooks::deliver(
                 handle.clone(),
