@@ -5,6 +5,7 @@ use crate::applier;
 use crate::clock::SharedClock;
 use crate::core::Core;
 use crate::handle::Handle;
+use crate::health::{Health, ReducerState};
 use crate::metrics::Metrics;
 use crate::pollers;
 use crate::protocol::ReducerInput;
@@ -47,6 +48,9 @@ pub struct RuntimeConfig {
     pub max_batch: usize,
     /// Input queue length.
     pub queue: usize,
+    /// How long a commit that fails transiently (the database is locked by another connection)
+    /// is retried, its callers waiting, before the batch fails (default 30 s).
+    pub commit_retry_deadline: Duration,
 }
 
 impl RuntimeConfig {
@@ -65,6 +69,7 @@ impl RuntimeConfig {
             webhooks: Vec::new(),
             max_batch: 1024,
             queue: 8192,
+            commit_retry_deadline: Duration::from_secs(30),
         }
     }
 
@@ -175,6 +180,7 @@ pub enum StartError {
 pub struct Runtime {
     handle: Handle,
     metrics: Arc<Metrics>,
+    health: Health,
     stop: CancellationToken,
     reducer: Option<std::thread::JoinHandle<Result<(), ReducerError>>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -210,10 +216,13 @@ impl Runtime {
         let (events, _) = broadcast::channel(4096);
         let (work, work_receiver) = mpsc::unbounded_channel();
         let handle = Handle { inputs: inputs.clone(), events: events.clone() };
+        let health = Health::new();
         let settings = ReducerSettings {
             planner: config.planner.clone(),
             webhooks: config.webhooks.clone(),
             max_batch: config.max_batch,
+            commit_deadline: config.commit_retry_deadline,
+            health: health.clone(),
         };
         let mut reducer = Reducer::new(
             loaded.fleet,
@@ -226,9 +235,10 @@ impl Runtime {
             metrics.clone(),
         );
         reducer.recover();
+        let reducer_health = health.clone();
         let reducer = std::thread::Builder::new()
             .name("steward-reducer".into())
-            .spawn(move || reducer.run(receiver))
+            .spawn(move || run_reducer(reducer, receiver, &reducer_health))
             .map_err(|e| StartError::Thread(e.to_string()))?;
         let stop = CancellationToken::new();
         let mut tasks = vec![
@@ -262,7 +272,13 @@ impl Runtime {
                 stop.clone(),
             )));
         }
-        Ok(Runtime { handle, metrics, stop, reducer: Some(reducer), tasks })
+        Ok(Runtime { handle, metrics, health, stop, reducer: Some(reducer), tasks })
+    }
+
+    /// Liveness and readiness of this runtime; [`Health::failed`] resolves when the reducer
+    /// died, after which the process must not keep answering.
+    pub fn health(&self) -> Health {
+        self.health.clone()
     }
 
     /// A handle for commands, queries and subscriptions.
@@ -288,4 +304,29 @@ impl Runtime {
             tracing::error!(%error, "the reducer had stopped on an error");
         }
     }
+}
+
+/// The reducer thread's body: runs the loop and reports how it ended to [`Health`] (a panic
+/// included), so a shell waiting on [`Health::failed`] can exit instead of answering without a
+/// reducer.
+fn run_reducer(
+    reducer: Reducer,
+    receiver: mpsc::Receiver<ReducerInput>,
+    health: &Health,
+) -> Result<(), ReducerError> {
+    health.set_reducer(ReducerState::Running);
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reducer.run(receiver)))
+        .unwrap_or_else(|panic| {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_string());
+            Err(ReducerError::Panicked(message))
+        });
+    match &outcome {
+        Ok(()) => health.set_reducer(ReducerState::Stopped),
+        Err(error) => health.set_reducer(ReducerState::Failed(error.to_string())),
+    }
+    outcome
 }
