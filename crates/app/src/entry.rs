@@ -77,13 +77,46 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config.listen = listen;
     }
     config.validate()?;
+    catch_file_size_signal();
     let server = Server::start(&config).await?;
     eprintln!("steward: serving on {} (db {})", server.url(), config.db.display());
-    shutdown_signal().await.context("waiting for a shutdown signal")?;
-    tracing::info!("shutdown requested");
-    server.shutdown().await;
-    Ok(())
+    let health = server.health();
+    tokio::select! {
+        signal = shutdown_signal() => {
+            signal.context("waiting for a shutdown signal")?;
+            tracing::info!("shutdown requested");
+            server.shutdown().await;
+            Ok(())
+        }
+        // A dead reducer must never leave a server answering: stop and exit non-zero with the
+        // cause, so a supervisor restarts steward from the last committed state.
+        reason = health.failed() => {
+            server.shutdown().await;
+            Err(anyhow::anyhow!("the reducer stopped ({reason}); exiting so a supervisor restarts steward"))
+        }
+    }
 }
+
+/// A write past the file-size limit (RLIMIT_FSIZE) raises SIGXFSZ, whose default action kills
+/// the process with no word on stderr. With a handler installed the write fails with EFBIG
+/// instead, SQLite reports an I/O error, and the commit path handles it like any store fault.
+#[cfg(unix)]
+fn catch_file_size_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::from_raw(libc::SIGXFSZ)) {
+        Ok(mut stream) => {
+            tokio::spawn(async move {
+                while stream.recv().await.is_some() {
+                    tracing::warn!("SIGXFSZ: a write reached the file-size limit");
+                }
+            });
+        }
+        Err(error) => tracing::warn!(%error, "cannot catch SIGXFSZ"),
+    }
+}
+
+#[cfg(not(unix))]
+fn catch_file_size_signal() {}
 
 #[cfg(unix)]
 async fn shutdown_signal() -> std::io::Result<()> {

@@ -67,7 +67,7 @@ pub async fn authenticate(
     next: Next,
 ) -> Response {
     let path = request.uri().path().to_string();
-    if path == "/healthz" {
+    if path == "/healthz" || path == "/readyz" {
         return next.run(request).await;
     }
     let caller = if auth.enabled() {

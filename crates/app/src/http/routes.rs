@@ -31,7 +31,8 @@ const MAX_EVENTS_LIMIT: u32 = 1000;
 
 pub(super) fn routes() -> Router<ApiState> {
     Router::new()
-        .route("/healthz", get(healthz))
+        .route("/healthz", get(super::health::healthz))
+        .route("/readyz", get(super::health::readyz))
         .route("/metrics", get(metrics))
         .route("/v1/inventory", post(inventory))
         .route("/v1/racks", get(racks))
@@ -54,10 +55,6 @@ pub(super) fn routes() -> Router<ApiState> {
 
 fn json_ok(value: impl serde::Serialize) -> ApiResult {
     Ok(axum::Json(value).into_response())
-}
-
-async fn healthz() -> Response {
-    axum::Json(json!({"status": "ok"})).into_response()
 }
 
 async fn metrics(State(state): State<ApiState>) -> Response {
