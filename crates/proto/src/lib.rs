@@ -13,6 +13,7 @@ pub mod operation;
 pub mod policy;
 pub mod run;
 pub mod service;
+pub mod site;
 pub mod status;
 
 pub use component::{
@@ -31,6 +32,7 @@ pub use policy::{
 };
 pub use run::{CreateRunRequest, Hold, Run, Selector, StatusCounts, Target, Task, Wave};
 pub use service::{HistoryEntry, ServiceTableDoc};
+pub use site::SiteTables;
 pub use status::{Gate, RunStatus, RunStatusReason, TargetStatus, TaskStatus};
 
 /// Time as every Steward crate passes it: a UTC timestamp given by the caller.

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use steward_planner::PlannerConfig;
-use steward_proto::{PhaseMappingOverride, ServiceTableDoc};
+use steward_proto::{PhaseMappingOverride, RunPolicy, ServiceTableDoc, SiteTables};
 use steward_state_machine::{FleetConfig, ServiceTable, StatusMapper};
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -32,6 +32,9 @@ pub struct RuntimeConfig {
     pub phase_mapping: PhaseMappingOverride,
     /// The site service-state table (`None`: the default table).
     pub service_table: Option<ServiceTableDoc>,
+    /// The site's default run policy (`None`: none). The engine only records it in the event
+    /// log with the other site tables; the shell merges it under run requests.
+    pub default_policy: Option<RunPolicy>,
     /// A status older than this reads as unknown (`None`: never).
     pub status_max_age: Option<Duration>,
     /// Planner settings (global concurrency, conflict rules).
@@ -61,6 +64,7 @@ impl RuntimeConfig {
             store: StoreOptions::default(),
             phase_mapping: PhaseMappingOverride::default(),
             service_table: None,
+            default_policy: None,
             status_max_age: Some(Duration::from_secs(600)),
             planner: PlannerConfig::default(),
             plan_interval: Duration::from_millis(500),
@@ -71,6 +75,16 @@ impl RuntimeConfig {
             queue: 8192,
             commit_retry_deadline: Duration::from_secs(30),
         }
+    }
+
+    /// The site tables this config describes, as the event log records them.
+    pub fn site_tables(&self) -> SiteTables {
+        SiteTables {
+            phase_mapping: Some(self.phase_mapping.clone()),
+            service_states: self.service_table.clone(),
+            default_policy: self.default_policy.clone(),
+        }
+        .normalized()
     }
 
     /// The machines' configuration, validated.
@@ -105,6 +119,10 @@ pub enum StartError {
     /// The store could not be opened or loaded.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The site tables cannot take effect on this database (e.g. the new service-state table
+    /// lacks a state components are in), or could not be recorded.
+    #[error("site tables: {0}")]
+    SiteTables(String),
     /// The reducer thread could not be started.
     #[error("could not start the reducer thread: {0}")]
     Thread(String),
@@ -203,10 +221,11 @@ impl Runtime {
         let fleet_config = config.fleet_config()?;
         let path = config.db_path.clone();
         let options = config.store.clone();
-        let (store, loaded) = tokio::task::spawn_blocking(move || {
+        let (store, loaded, recorded) = tokio::task::spawn_blocking(move || {
             let store = Store::open(&path, &options)?;
-            let loaded = store.load(fleet_config)?;
-            Ok::<_, StoreError>((store, loaded))
+            let recorded = store.recorded_site_tables()?.unwrap_or_default();
+            let loaded = store.load(loaded_config(&recorded, fleet_config))?;
+            Ok::<_, StoreError>((store, loaded, recorded))
         })
         .await
         .map_err(|e| StartError::Thread(e.to_string()))??;
@@ -234,6 +253,10 @@ impl Runtime {
             work,
             metrics.clone(),
         );
+        let tables = config.site_tables();
+        if tables != recorded {
+            reducer.record_site_tables(tables).map_err(StartError::SiteTables)?;
+        }
         reducer.recover();
         let reducer_health = health.clone();
         let reducer = std::thread::Builder::new()
@@ -329,4 +352,15 @@ fn run_reducer(
         Err(error) => health.set_reducer(ReducerState::Failed(error.to_string())),
     }
     outcome
+}
+
+/// The machines' configuration the stored rows were decided by: the tables the log last
+/// recorded, with the runtime's own settings (status age). The start then switches to the
+/// config's tables through a logged event if they differ.
+fn loaded_config(recorded: &SiteTables, mut config: FleetConfig) -> FleetConfig {
+    if let Ok((mapper, service_table)) = steward_state_machine::tables_config(recorded) {
+        config.mapper = mapper;
+        config.service_table = service_table;
+    }
+    config
 }

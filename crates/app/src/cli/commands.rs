@@ -102,6 +102,15 @@ pub async fn execute(cli: Cli) -> Result<i32, CliError> {
             });
             Ok(EXIT_OK)
         }
+        Command::Service(ServiceCommand::Force { id, state, note }) => {
+            let body = json!({ "to": state, "note": note });
+            let url = format!("/v1/components/{}/service-state/force", segment(&id));
+            let answer = client()?.post(&url, &body).await?;
+            print(json, &answer, || {
+                format!("{} is now {}\n", field(&answer, "id"), field(&answer, "service_state"))
+            });
+            Ok(EXIT_OK)
+        }
         Command::Service(ServiceCommand::History { id }) => {
             let url = format!("/v1/components/{}/history", segment(&id));
             let answer = client()?.get(&url).await?;

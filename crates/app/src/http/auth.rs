@@ -53,7 +53,7 @@ impl Auth {
 pub fn required_role(method: &Method, path: &str) -> Role {
     if method == Method::GET || method == Method::HEAD {
         Role::Viewer
-    } else if path == "/v1/inventory" {
+    } else if path == "/v1/inventory" || path.ends_with("/service-state/force") {
         Role::Admin
     } else {
         Role::Operator
@@ -124,6 +124,10 @@ mod tests {
         assert_eq!(required_role(&Method::POST, "/v1/inventory"), Role::Admin);
         assert_eq!(required_role(&Method::POST, "/v1/runs"), Role::Operator);
         assert_eq!(required_role(&Method::POST, "/v1/observations"), Role::Operator);
+        assert_eq!(
+            required_role(&Method::POST, "/v1/components/c1/service-state/force"),
+            Role::Admin
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@
 // A `Problem` is built at most once per request, on the error path; boxing it buys nothing.
 #![allow(clippy::result_large_err)]
 
+mod admin;
 pub mod auth;
 mod health;
 pub mod problem;

@@ -40,6 +40,7 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/v1/components", get(components))
         .route("/v1/components/{id}", get(component))
         .route("/v1/components/{id}/service-state", post(set_service_state))
+        .route("/v1/components/{id}/service-state/force", post(super::admin::force_service_state))
         .route("/v1/components/{id}/history", get(history))
         .route("/v1/observations", post(observations))
         .route("/v1/runs", post(create_run).get(runs))

@@ -91,6 +91,7 @@ pub fn runtime_config(config: &Config) -> Result<RuntimeConfig, ConfigError> {
     };
     runtime.phase_mapping = config.phase_mapping.clone();
     runtime.service_table = config.service_states.clone();
+    runtime.default_policy = config.default_policy.clone();
     runtime.status_max_age = match config.status_max_age_seconds {
         0 => None,
         seconds => Some(Duration::from_secs(seconds)),

@@ -9,6 +9,7 @@
 
 mod commands;
 mod durable;
+mod site;
 mod views;
 
 use crate::clock::SharedClock;

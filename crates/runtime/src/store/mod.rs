@@ -476,6 +476,27 @@ impl Store {
         Ok(events)
     }
 
+    /// The site tables the event log last recorded (`None`: never recorded, the built-in
+    /// defaults apply). Scans the log backwards to the last `site_tables_applied` event.
+    pub fn recorded_site_tables(&self) -> Result<Option<steward_proto::SiteTables>, StoreError> {
+        let data: Option<String> = self
+            .conn
+            .prepare_cached(
+                "SELECT data FROM events WHERE kind = 'site_tables_applied' \
+                 ORDER BY seq DESC LIMIT 1",
+            )?
+            .query_row([], |row| row.get(0))
+            .optional()?;
+        let Some(data) = data else { return Ok(None) };
+        match from_json(&data, || "the last site_tables_applied event".to_string())? {
+            steward_state_machine::FleetEvent::SiteTablesApplied { tables } => Ok(Some(tables)),
+            _ => Err(StoreError::Decode {
+                what: "the last site_tables_applied event".to_string(),
+                message: "its data is another event".to_string(),
+            }),
+        }
+    }
+
     /// The last sequence number in the event log (0 when empty).
     pub fn last_seq(&self) -> Result<u64, StoreError> {
         last_seq(&self.conn)
