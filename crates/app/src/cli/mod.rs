@@ -76,7 +76,7 @@ pub enum Command {
     Machine(MachineCommand),
     /// Rebuild state from a database's event log and compare it with the stored state.
     Replay {
-        /// The SQLite file (stop the server first).
+        /// The SQLite file (a running server may keep writing it: replay reads one snapshot).
         #[arg(long)]
         db: PathBuf,
         /// A config whose tables replay starts from; only needed for databases written before
