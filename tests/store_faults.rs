@@ -404,3 +404,29 @@ async fn replay_of_a_custom_table_database_needs_no_config() {
     assert!(["m", "r", "forced: repair retired"].iter().all(|n| notes.contains(*n)), "{notes:?}");
     assert_replay_agrees(&db);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_reload_exits_non_zero_with_the_cause_on_stderr() {
+    let dir = temp_dir();
+    std::fs::write(dir.path().join("steward.toml"), fast_config("", "", "")).unwrap();
+    let (config, db) = (dir.path().join("steward.toml"), dir.path().join("steward.db"));
+    let mut served = Served::start(serve_command(&config, &db));
+    let api = served.api();
+    assert_eq!(set_state(&api, NODE, "maintenance", "acknowledged").await.status, 200);
+    // Another writer pulls a table from under the server: the next commit fails, and so does
+    // reloading the state from the store.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.busy_timeout(Duration::from_secs(30)).unwrap();
+    conn.execute_batch("ALTER TABLE components RENAME TO components_away;").unwrap();
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let url = format!("{}/v1/components/{NODE}/service-state", served.url);
+    let _ = http.post(url).json(&json!({"to": "in_service"})).send().await;
+    let status = wait_exit(&mut served.child, &served.log);
+    let log = served.log();
+    assert_eq!(status.code(), Some(1), "log:\n{log}");
+    assert!(log.contains("the reducer stopped") && log.contains("components"), "log:\n{log}");
+    conn.execute_batch("ALTER TABLE components_away RENAME TO components;").unwrap();
+    drop(conn);
+    assert!(stored_notes(&db).contains("acknowledged"));
+    assert_replay_agrees(&db);
+}
