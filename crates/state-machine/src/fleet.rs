@@ -146,8 +146,8 @@ pub enum FleetEvent {
     /// The site tables that decide later events took effect (first start with them, or a start
     /// that changed them); replay switches tables here, so it needs no config.
     SiteTablesApplied {
-        /// The tables (`None` fields: built-in defaults).
-        tables: steward_proto::SiteTables,
+        /// The tables (`None` fields: built-in defaults); boxed, as they are large and rare.
+        tables: Box<steward_proto::SiteTables>,
     },
     /// A run and its targets were created (planned by the planner; frozen from here on).
     RunCreated {

@@ -15,7 +15,7 @@ impl Reducer {
     /// lacks a state components are in; the message names them.
     pub(crate) fn record_site_tables(&mut self, tables: SiteTables) -> Result<(), String> {
         let now = self.clock.now();
-        let event = FleetEvent::SiteTablesApplied { tables };
+        let event = FleetEvent::SiteTablesApplied { tables: Box::new(tables) };
         let before = self.fleet.config.clone();
         self.fleet.apply(&event, now).map_err(|rejected| rejected.to_string())?;
         let seq = self.next_seq;

@@ -489,7 +489,7 @@ impl Store {
             .optional()?;
         let Some(data) = data else { return Ok(None) };
         match from_json(&data, || "the last site_tables_applied event".to_string())? {
-            steward_state_machine::FleetEvent::SiteTablesApplied { tables } => Ok(Some(tables)),
+            steward_state_machine::FleetEvent::SiteTablesApplied { tables } => Ok(Some(*tables)),
             _ => Err(StoreError::Decode {
                 what: "the last site_tables_applied event".to_string(),
                 message: "its data is another event".to_string(),
