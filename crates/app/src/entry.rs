@@ -78,12 +78,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     config.validate()?;
     catch_file_size_signal();
+    // Installed before "serving on" is printed: a SIGTERM right after it must shut down
+    // cleanly, not kill the process with the default action.
+    let shutdown = shutdown_signal().context("installing the shutdown signal handlers")?;
     let server = Server::start(&config).await?;
     eprintln!("steward: serving on {} (db {})", server.url(), config.db.display());
     let health = server.health();
     tokio::select! {
-        signal = shutdown_signal() => {
-            signal.context("waiting for a shutdown signal")?;
+        () = shutdown => {
             tracing::info!("shutdown requested");
             server.shutdown().await;
             Ok(())
@@ -118,21 +120,25 @@ fn catch_file_size_signal() {
 #[cfg(not(unix))]
 fn catch_file_size_signal() {}
 
+/// Installs the SIGTERM/SIGINT handlers now and returns the future that resolves on either.
 #[cfg(unix)]
-async fn shutdown_signal() -> std::io::Result<()> {
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    Ok(())
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
 }
 
 #[cfg(not(unix))]
-async fn shutdown_signal() -> std::io::Result<()> {
-    tokio::signal::ctrl_c().await
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
 
 async fn run_demo(args: DemoArgs) -> i32 {
