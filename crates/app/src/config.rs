@@ -208,6 +208,9 @@ pub struct Config {
     pub status_max_age_seconds: u64,
     /// Import the Core's inventory (the sim fleet) at start.
     pub import_core_inventory: bool,
+    /// How long a commit blocked by another connection's lock is retried (callers waiting)
+    /// before its batch fails with 503.
+    pub commit_retry_deadline_ms: u64,
     /// Core adapter.
     pub core: CoreSection,
     /// Planner settings.
@@ -235,6 +238,7 @@ impl Default for Config {
             task_poll_interval_ms: 1000,
             status_max_age_seconds: 600,
             import_core_inventory: true,
+            commit_retry_deadline_ms: 30_000,
             core: CoreSection::default(),
             planner: PlannerSection::default(),
             tokens: Vec::new(),
@@ -296,6 +300,7 @@ impl Config {
             ("plan_interval_ms", self.plan_interval_ms),
             ("sync_interval_ms", self.sync_interval_ms),
             ("task_poll_interval_ms", self.task_poll_interval_ms),
+            ("commit_retry_deadline_ms", self.commit_retry_deadline_ms),
         ] {
             if value == 0 {
                 return Err(ConfigError::invalid(key, "must be at least 1"));

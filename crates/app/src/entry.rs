@@ -77,29 +77,68 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config.listen = listen;
     }
     config.validate()?;
+    catch_file_size_signal();
+    // Installed before "serving on" is printed: a SIGTERM right after it must shut down
+    // cleanly, not kill the process with the default action.
+    let shutdown = shutdown_signal().context("installing the shutdown signal handlers")?;
     let server = Server::start(&config).await?;
     eprintln!("steward: serving on {} (db {})", server.url(), config.db.display());
-    shutdown_signal().await.context("waiting for a shutdown signal")?;
-    tracing::info!("shutdown requested");
-    server.shutdown().await;
-    Ok(())
+    let health = server.health();
+    tokio::select! {
+        () = shutdown => {
+            tracing::info!("shutdown requested");
+            server.shutdown().await;
+            Ok(())
+        }
+        // A dead reducer must never leave a server answering: stop and exit non-zero with the
+        // cause, so a supervisor restarts steward from the last committed state.
+        reason = health.failed() => {
+            server.shutdown().await;
+            Err(anyhow::anyhow!("the reducer stopped ({reason}); exiting so a supervisor restarts steward"))
+        }
+    }
 }
 
+/// A write past the file-size limit (RLIMIT_FSIZE) raises SIGXFSZ, whose default action kills
+/// the process with no word on stderr. With a handler installed the write fails with EFBIG
+/// instead, SQLite reports an I/O error, and the commit path handles it like any store fault.
 #[cfg(unix)]
-async fn shutdown_signal() -> std::io::Result<()> {
+fn catch_file_size_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    match signal(SignalKind::from_raw(libc::SIGXFSZ)) {
+        Ok(mut stream) => {
+            tokio::spawn(async move {
+                while stream.recv().await.is_some() {
+                    tracing::warn!("SIGXFSZ: a write reached the file-size limit");
+                }
+            });
+        }
+        Err(error) => tracing::warn!(%error, "cannot catch SIGXFSZ"),
     }
-    Ok(())
 }
 
 #[cfg(not(unix))]
-async fn shutdown_signal() -> std::io::Result<()> {
-    tokio::signal::ctrl_c().await
+fn catch_file_size_signal() {}
+
+/// Installs the SIGTERM/SIGINT handlers now and returns the future that resolves on either.
+#[cfg(unix)]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
 
 async fn run_demo(args: DemoArgs) -> i32 {

@@ -14,6 +14,7 @@ pub mod policy;
 pub mod requests;
 pub mod run;
 pub mod service;
+pub mod site;
 pub mod status;
 
 pub use component::{
@@ -31,10 +32,12 @@ pub use policy::{
     RunPolicy, SafetyGate, WaveSpec,
 };
 pub use requests::{
-    AdvanceRequest, PolicyOverrides, ReasonRequest, RunRequest, ServiceStateRequest,
+    AdvanceRequest, ForceServiceStateRequest, PolicyOverrides, ReasonRequest, RunRequest,
+    ServiceStateRequest,
 };
 pub use run::{CreateRunRequest, Hold, Run, Selector, StatusCounts, Target, Task, Wave};
 pub use service::{HistoryEntry, ServiceTableDoc};
+pub use site::SiteTables;
 pub use status::{Gate, RunStatus, RunStatusReason, TargetStatus, TaskStatus};
 
 /// Time as every Steward crate passes it: a UTC timestamp given by the caller.

@@ -115,6 +115,17 @@ pub struct ServiceStateRequest {
     pub note: Option<String>,
 }
 
+/// `POST /v1/components/{id}/service-state/force` body (admin): any state of the table, with a
+/// required note.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForceServiceStateRequest {
+    /// The state to move to.
+    pub to: ServiceState,
+    /// Why (recorded in the history).
+    pub note: String,
+}
+
 /// `POST /v1/runs/{id}/pause`, `/resume`, `/cancel` body (optional).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

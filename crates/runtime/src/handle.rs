@@ -97,6 +97,24 @@ impl Handle {
         }
     }
 
+    /// Moves a component to any state of the service table regardless of the transitions (an
+    /// administrative correction, e.g. before a start whose new table drops the component's
+    /// state). The note is required and recorded in the history as `forced: NOTE`.
+    pub async fn force_service_state(
+        &self,
+        component: ComponentId,
+        to: ServiceState,
+        note: String,
+        initiator: &str,
+    ) -> Result<ComponentView, CommandError> {
+        let command =
+            Command::ForceServiceState { component, to, note, initiator: initiator.into() };
+        match self.command(command).await? {
+            Reply::Component(view) => Ok(*view),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// Creates (and starts) a run, or plans it without creating it when `dry_run` is set.
     pub async fn create_run(
         &self,

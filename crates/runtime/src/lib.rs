@@ -13,6 +13,7 @@ mod applier;
 pub mod clock;
 pub mod core;
 pub mod handle;
+pub mod health;
 pub mod manual;
 pub mod metrics;
 mod pollers;
@@ -24,6 +25,7 @@ pub mod webhooks;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use handle::Handle;
+pub use health::{Health, ReducerState};
 pub use manual::ManualReducer;
 pub use metrics::Metrics;
 pub use protocol::{

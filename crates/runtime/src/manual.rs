@@ -41,7 +41,13 @@ impl ManualReducer {
         let loaded = store.load(fleet_config).map_err(|e| CommandError::Store(e.to_string()))?;
         let (events, _) = broadcast::channel(16);
         let (core_call_sender, core_calls) = mpsc::unbounded_channel();
-        let settings = ReducerSettings { planner, webhooks: Vec::new(), max_batch: usize::MAX };
+        let settings = ReducerSettings {
+            planner,
+            webhooks: Vec::new(),
+            max_batch: usize::MAX,
+            commit_deadline: std::time::Duration::from_secs(30),
+            health: crate::health::Health::new(),
+        };
         let mut reducer = Reducer::new(
             loaded.fleet,
             store,

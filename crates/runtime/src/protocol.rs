@@ -188,6 +188,18 @@ pub enum Command {
         /// Who asked.
         initiator: String,
     },
+    /// Move a component to any state of the service table, bypassing the transitions (admin;
+    /// audited with a required note).
+    ForceServiceState {
+        /// The component.
+        component: ComponentId,
+        /// The new state.
+        to: ServiceState,
+        /// Why (required).
+        note: String,
+        /// Who asked.
+        initiator: String,
+    },
     /// Create (and start) a run, or plan one with `dry_run`.
     CreateRun {
         /// The request.

@@ -5,6 +5,7 @@ use crate::applier;
 use crate::clock::SharedClock;
 use crate::core::Core;
 use crate::handle::Handle;
+use crate::health::{Health, ReducerState};
 use crate::metrics::Metrics;
 use crate::pollers;
 use crate::protocol::ReducerInput;
@@ -17,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use steward_planner::PlannerConfig;
-use steward_proto::{PhaseMappingOverride, ServiceTableDoc};
+use steward_proto::{PhaseMappingOverride, RunPolicy, ServiceTableDoc, SiteTables};
 use steward_state_machine::{FleetConfig, ServiceTable, StatusMapper};
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -33,6 +34,9 @@ pub struct RuntimeConfig {
     pub phase_mapping: PhaseMappingOverride,
     /// The site service-state table (`None`: the default table).
     pub service_table: Option<ServiceTableDoc>,
+    /// The site's default run policy (`None`: none). The engine only records it in the event
+    /// log with the other site tables; the shell merges it under run requests.
+    pub default_policy: Option<RunPolicy>,
     /// A status older than this reads as unknown (`None`: never).
     pub status_max_age: Option<Duration>,
     /// Planner settings (global concurrency, conflict rules).
@@ -49,6 +53,9 @@ pub struct RuntimeConfig {
     pub max_batch: usize,
     /// Input queue length.
     pub queue: usize,
+    /// How long a commit that fails transiently (the database is locked by another connection)
+    /// is retried, its callers waiting, before the batch fails (default 30 s).
+    pub commit_retry_deadline: Duration,
 }
 
 impl RuntimeConfig {
@@ -59,6 +66,7 @@ impl RuntimeConfig {
             store: StoreOptions::default(),
             phase_mapping: PhaseMappingOverride::default(),
             service_table: None,
+            default_policy: None,
             status_max_age: Some(Duration::from_secs(600)),
             planner: PlannerConfig::default(),
             plan_interval: Duration::from_millis(500),
@@ -67,7 +75,18 @@ impl RuntimeConfig {
             webhooks: Vec::new(),
             max_batch: 1024,
             queue: 8192,
+            commit_retry_deadline: Duration::from_secs(30),
         }
+    }
+
+    /// The site tables this config describes, as the event log records them.
+    pub fn site_tables(&self) -> SiteTables {
+        SiteTables {
+            phase_mapping: Some(self.phase_mapping.clone()),
+            service_states: self.service_table.clone(),
+            default_policy: self.default_policy.clone(),
+        }
+        .normalized()
     }
 
     /// The machines' configuration, validated.
@@ -102,6 +121,10 @@ pub enum StartError {
     /// The store could not be opened or loaded.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The site tables cannot take effect on this database (e.g. the new service-state table
+    /// lacks a state components are in), or could not be recorded.
+    #[error("site tables: {0}")]
+    SiteTables(String),
     /// The reducer thread could not be started.
     #[error("could not start the reducer thread: {0}")]
     Thread(String),
@@ -177,6 +200,7 @@ pub enum StartError {
 pub struct Runtime {
     handle: Handle,
     metrics: Arc<Metrics>,
+    health: Health,
     stop: CancellationToken,
     reducer: Option<std::thread::JoinHandle<Result<(), ReducerError>>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -206,10 +230,11 @@ impl Runtime {
         let fleet_config = config.fleet_config()?;
         let path = config.db_path.clone();
         let options = config.store.clone();
-        let (store, loaded) = tokio::task::spawn_blocking(move || {
+        let (store, loaded, recorded) = tokio::task::spawn_blocking(move || {
             let store = Store::open(&path, &options)?;
-            let loaded = store.load(fleet_config)?;
-            Ok::<_, StoreError>((store, loaded))
+            let recorded = store.recorded_site_tables()?.unwrap_or_default();
+            let loaded = store.load(loaded_config(&recorded, fleet_config))?;
+            Ok::<_, StoreError>((store, loaded, recorded))
         })
         .await
         .map_err(|e| StartError::Thread(e.to_string()))??;
@@ -219,10 +244,13 @@ impl Runtime {
         let (events, _) = broadcast::channel(4096);
         let (work, work_receiver) = mpsc::unbounded_channel();
         let handle = Handle { inputs: inputs.clone(), events: events.clone() };
+        let health = Health::new();
         let settings = ReducerSettings {
             planner: config.planner.clone(),
             webhooks: config.webhooks.clone(),
             max_batch: config.max_batch,
+            commit_deadline: config.commit_retry_deadline,
+            health: health.clone(),
         };
         let mut reducer = Reducer::new(
             loaded.fleet,
@@ -234,10 +262,15 @@ impl Runtime {
             work,
             metrics.clone(),
         );
+        let tables = config.site_tables();
+        if tables != recorded {
+            reducer.record_site_tables(tables).map_err(StartError::SiteTables)?;
+        }
         reducer.recover();
+        let reducer_health = health.clone();
         let reducer = std::thread::Builder::new()
             .name("steward-reducer".into())
-            .spawn(move || reducer.run(receiver))
+            .spawn(move || run_reducer(reducer, receiver, &reducer_health))
             .map_err(|e| StartError::Thread(e.to_string()))?;
         let stop = CancellationToken::new();
         #[cfg_attr(not(feature = "webhooks"), allow(unused_mut))]
@@ -273,7 +306,13 @@ impl Runtime {
                 stop.clone(),
             )));
         }
-        Ok(Runtime { handle, metrics, stop, reducer: Some(reducer), tasks })
+        Ok(Runtime { handle, metrics, health, stop, reducer: Some(reducer), tasks })
+    }
+
+    /// Liveness and readiness of this runtime; [`Health::failed`] resolves when the reducer
+    /// died, after which the process must not keep answering.
+    pub fn health(&self) -> Health {
+        self.health.clone()
     }
 
     /// A handle for commands, queries and subscriptions.
@@ -299,4 +338,40 @@ impl Runtime {
             tracing::error!(%error, "the reducer had stopped on an error");
         }
     }
+}
+
+/// The reducer thread's body: runs the loop and reports how it ended to [`Health`] (a panic
+/// included), so a shell waiting on [`Health::failed`] can exit instead of answering without a
+/// reducer.
+fn run_reducer(
+    reducer: Reducer,
+    receiver: mpsc::Receiver<ReducerInput>,
+    health: &Health,
+) -> Result<(), ReducerError> {
+    health.set_reducer(ReducerState::Running);
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reducer.run(receiver)))
+        .unwrap_or_else(|panic| {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_string());
+            Err(ReducerError::Panicked(message))
+        });
+    match &outcome {
+        Ok(()) => health.set_reducer(ReducerState::Stopped),
+        Err(error) => health.set_reducer(ReducerState::Failed(error.to_string())),
+    }
+    outcome
+}
+
+/// The machines' configuration the stored rows were decided by: the tables the log last
+/// recorded, with the runtime's own settings (status age). The start then switches to the
+/// config's tables through a logged event if they differ.
+fn loaded_config(recorded: &SiteTables, mut config: FleetConfig) -> FleetConfig {
+    if let Ok((mapper, service_table)) = steward_state_machine::tables_config(recorded) {
+        config.mapper = mapper;
+        config.service_table = service_table;
+    }
+    config
 }

@@ -131,6 +131,24 @@ pub enum FleetEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         note: Option<String>,
     },
+    /// An administrator moved a component to a state of the table regardless of the
+    /// transitions (audited: the note is required and lands in the history).
+    ServiceStateForced {
+        /// The component.
+        component_id: ComponentId,
+        /// The state (any state of the table).
+        to: ServiceState,
+        /// Who asked.
+        initiator: String,
+        /// Why (required).
+        note: String,
+    },
+    /// The site tables that decide later events took effect (first start with them, or a start
+    /// that changed them); replay switches tables here, so it needs no config.
+    SiteTablesApplied {
+        /// The tables (`None` fields: built-in defaults); boxed, as they are large and rare.
+        tables: Box<steward_proto::SiteTables>,
+    },
     /// A run and its targets were created (planned by the planner; frozen from here on).
     RunCreated {
         /// The run, status `pending`.
@@ -363,6 +381,10 @@ impl Fleet {
                 entry.service_state = state;
                 Ok(effects)
             }
+            FleetEvent::ServiceStateForced { component_id, to, initiator, note } => {
+                self.force_service_state(component_id, to, initiator, note, now)
+            }
+            FleetEvent::SiteTablesApplied { tables } => self.apply_site_tables(tables),
             FleetEvent::RunCreated { run, targets } => self.create_run(run, targets),
             FleetEvent::RunStarted { run_id } => self.run_event(run_id, &RunEvent::Start, now),
             FleetEvent::RunPaused { run_id, reason, message, initiator: _ } => self.run_event(

@@ -11,6 +11,7 @@ pub mod fleet;
 pub mod machine;
 pub mod run;
 pub mod service;
+pub mod site;
 pub mod status;
 pub mod table;
 pub mod target;
@@ -24,6 +25,7 @@ pub use fleet::{
 pub use machine::{Machine, Row, guard, require_pair, require_row};
 pub use run::{RUN_ROWS, RunEvent, RunEventKind, RunMachine};
 pub use service::{ServiceTable, ServiceTableError};
+pub use site::tables_config;
 pub use status::{MappingError, StatusMapper, effective_status, is_stale};
 pub use table::{Transition, TransitionTable};
 pub use target::{

@@ -13,9 +13,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 use steward_proto::{
-    AdvanceRequest, ComponentId, FailureCount, FailureRate, GateScope, OnNotReady, Operation,
-    PolicyOverrides, RackId, ReasonRequest, RunId, RunRequest, SafetyGate, Selector, ServiceState,
-    ServiceStateRequest, WaveSpec,
+    AdvanceRequest, ComponentId, FailureCount, FailureRate, ForceServiceStateRequest, GateScope,
+    OnNotReady, Operation, PolicyOverrides, RackId, ReasonRequest, RunId, RunRequest, SafetyGate,
+    Selector, ServiceState, ServiceStateRequest, WaveSpec,
 };
 use steward_state_machine::{
     Machine, RunMachine, ServiceTable, TargetMachine, TaskMachine, TransitionTable,
@@ -99,6 +99,15 @@ pub async fn execute(cli: Cli) -> Result<i32, CliError> {
         Command::Service(ServiceCommand::Set { id, state, note }) => {
             let body = to_body(&ServiceStateRequest { to: ServiceState::new(state), note })?;
             let url = format!("/v1/components/{}/service-state", segment(&id));
+            let answer = client()?.post(&url, &body).await?;
+            print(json, &answer, || {
+                format!("{} is now {}\n", field(&answer, "id"), field(&answer, "service_state"))
+            });
+            Ok(EXIT_OK)
+        }
+        Command::Service(ServiceCommand::Force { id, state, note }) => {
+            let body = to_body(&ForceServiceStateRequest { to: ServiceState::new(state), note })?;
+            let url = format!("/v1/components/{}/service-state/force", segment(&id));
             let answer = client()?.post(&url, &body).await?;
             print(json, &answer, || {
                 format!("{} is now {}\n", field(&answer, "id"), field(&answer, "service_state"))

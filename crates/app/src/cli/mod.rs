@@ -76,10 +76,11 @@ pub enum Command {
     Machine(MachineCommand),
     /// Rebuild state from a database's event log and compare it with the stored state.
     Replay {
-        /// The SQLite file (stop the server first).
+        /// The SQLite file (a running server may keep writing it: replay reads one snapshot).
         #[arg(long)]
         db: PathBuf,
-        /// The server's config file (its phase mapping and service-state table).
+        /// A config whose tables replay starts from; only needed for databases written before
+        /// the event log recorded the site tables (`site_tables_applied`).
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -169,6 +170,17 @@ pub enum ServiceCommand {
         /// A note for the history.
         #[arg(long)]
         note: Option<String>,
+    },
+    /// Move a component to any state of the table, bypassing the transitions (admin; the note
+    /// is required and audited).
+    Force {
+        /// Component id.
+        id: String,
+        /// Target state (any state of the server's table).
+        state: String,
+        /// Why (recorded in the history as `forced: NOTE`).
+        #[arg(long)]
+        note: String,
     },
     /// A component's service-state history, oldest first.
     History {

@@ -53,7 +53,7 @@ impl Auth {
 pub fn required_role(method: &Method, path: &str) -> Role {
     if method == Method::GET || method == Method::HEAD {
         Role::Viewer
-    } else if path == "/v1/inventory" {
+    } else if path == "/v1/inventory" || path.ends_with("/service-state/force") {
         Role::Admin
     } else {
         Role::Operator
@@ -67,7 +67,7 @@ pub async fn authenticate(
     next: Next,
 ) -> Response {
     let path = request.uri().path().to_string();
-    if path == "/healthz" {
+    if path == "/healthz" || path == "/readyz" {
         return next.run(request).await;
     }
     let caller = if auth.enabled() {
@@ -124,6 +124,10 @@ mod tests {
         assert_eq!(required_role(&Method::POST, "/v1/inventory"), Role::Admin);
         assert_eq!(required_role(&Method::POST, "/v1/runs"), Role::Operator);
         assert_eq!(required_role(&Method::POST, "/v1/observations"), Role::Operator);
+        assert_eq!(
+            required_role(&Method::POST, "/v1/components/c1/service-state/force"),
+            Role::Admin
+        );
     }
 
     #[test]

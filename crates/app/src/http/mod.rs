@@ -1,5 +1,6 @@
 //! The HTTP API (axum) over a [`Handle`]: every route of API.md §2, bearer-token auth with roles,
-//! problem+json errors, a 4 MiB body limit, `/healthz` and Prometheus `/metrics`.
+//! problem+json errors, a 4 MiB body limit, `/healthz` and `/readyz` (`health.rs`) and
+//! Prometheus `/metrics`.
 //!
 //! The server is a thin translation layer: it parses and validates JSON (errors name the field),
 //! passes the caller's token name as the initiator, and maps [`steward_runtime::CommandError`]s to
@@ -8,7 +9,9 @@
 // A `Problem` is built at most once per request, on the error path; boxing it buys nothing.
 #![allow(clippy::result_large_err)]
 
+mod admin;
 pub mod auth;
+mod health;
 pub mod problem;
 mod routes;
 pub mod server;
@@ -42,6 +45,8 @@ pub struct ApiState {
     pub default_policy: Arc<steward_proto::RunPolicy>,
     /// The service-state machine's table as this server runs it (site table or default).
     pub service_table: Arc<TransitionTable>,
+    /// The runtime's liveness and readiness (`/healthz`, `/readyz`).
+    pub health: steward_runtime::Health,
 }
 
 impl std::fmt::Debug for ApiState {

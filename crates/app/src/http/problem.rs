@@ -101,8 +101,10 @@ impl From<CommandError> for Problem {
                 problem.errors = Some(errors.0);
                 problem
             }
+            // The store refused the batch (its cause is in the detail); nothing changed, the
+            // state was reloaded and the server keeps serving: try again later.
             CommandError::Store(_) => {
-                Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "store", detail)
+                Problem::new(StatusCode::SERVICE_UNAVAILABLE, "store", detail)
             }
             CommandError::ShuttingDown => {
                 Problem::new(StatusCode::SERVICE_UNAVAILABLE, "shutting-down", detail)
@@ -359,6 +361,9 @@ mod tests {
         assert_eq!(p.status, 404);
         let p = Problem::from(CommandError::ShuttingDown);
         assert_eq!(p.status, 503);
+        let p = Problem::from(CommandError::Store("commit failed (disk full): sqlite".into()));
+        assert_eq!(p.status, 503);
+        assert!(p.detail.contains("disk full"), "{}", p.detail);
     }
 
     #[test]

@@ -31,7 +31,8 @@ const MAX_EVENTS_LIMIT: u32 = 1000;
 
 pub(super) fn routes() -> Router<ApiState> {
     Router::new()
-        .route("/healthz", get(healthz))
+        .route("/healthz", get(super::health::healthz))
+        .route("/readyz", get(super::health::readyz))
         .route("/metrics", get(metrics))
         .route("/v1/inventory", post(inventory))
         .route("/v1/racks", get(racks))
@@ -39,6 +40,7 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/v1/components", get(components))
         .route("/v1/components/{id}", get(component))
         .route("/v1/components/{id}/service-state", post(set_service_state))
+        .route("/v1/components/{id}/service-state/force", post(super::admin::force_service_state))
         .route("/v1/components/{id}/history", get(history))
         .route("/v1/observations", post(observations))
         .route("/v1/runs", post(create_run).get(runs))
@@ -54,10 +56,6 @@ pub(super) fn routes() -> Router<ApiState> {
 
 fn json_ok(value: impl serde::Serialize) -> ApiResult {
     Ok(axum::Json(value).into_response())
-}
-
-async fn healthz() -> Response {
-    axum::Json(json!({"status": "ok"})).into_response()
 }
 
 async fn metrics(State(state): State<ApiState>) -> Response {

@@ -1,6 +1,10 @@
 //! [`Server`]: what `steward serve` (and `steward demo`) run — the runtime with a sim Core built
 //! from a [`Config`], the sim fleet imported into the inventory, and the HTTP API on a TCP
 //! listener — plus a clean shutdown (stop accepting, then let the reducer commit and stop).
+//!
+//! Before it opens anything (the sim Core's journal, the database, its WAL) a server checks that
+//! the database is writable and takes the exclusive lock beside it ([`DbLock`]), held until the
+//! server is dropped: a second server on the same file is refused without a trace.
 
 use super::{ApiState, Auth, router};
 use crate::config::{Config, ConfigError, SynchronousSetting};
@@ -12,7 +16,9 @@ use std::time::Duration;
 use steward_runtime::Metrics;
 use steward_runtime::clock::{SharedClock, SystemClock};
 use steward_runtime::core::{Core, CoreError};
-use steward_runtime::store::{StoreOptions, Synchronous};
+use steward_runtime::store::{
+    DbLock, LockError, StoreError, StoreOptions, Synchronous, check_writable,
+};
 use steward_runtime::webhooks::WebhookConfig;
 use steward_runtime::{CommandError, Handle};
 use steward_runtime::{Runtime, RuntimeConfig, StartError};
@@ -29,6 +35,12 @@ pub enum ServeError {
     /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The database cannot be written.
+    #[error("refusing to serve: {0}")]
+    Store(#[from] StoreError),
+    /// Another process holds the database's lock.
+    #[error("refusing to serve: {0}")]
+    Lock(#[from] LockError),
     /// The runtime did not start (store, recovery).
     #[error("could not start the runtime: {0}")]
     Start(#[from] StartError),
@@ -79,6 +91,7 @@ pub fn runtime_config(config: &Config) -> Result<RuntimeConfig, ConfigError> {
     };
     runtime.phase_mapping = config.phase_mapping.clone();
     runtime.service_table = config.service_states.clone();
+    runtime.default_policy = config.default_policy.clone();
     runtime.status_max_age = match config.status_max_age_seconds {
         0 => None,
         seconds => Some(Duration::from_secs(seconds)),
@@ -87,6 +100,7 @@ pub fn runtime_config(config: &Config) -> Result<RuntimeConfig, ConfigError> {
     runtime.plan_interval = Duration::from_millis(config.plan_interval_ms);
     runtime.sync_interval = Duration::from_millis(config.sync_interval_ms);
     runtime.task_poll_interval = Duration::from_millis(config.task_poll_interval_ms);
+    runtime.commit_retry_deadline = Duration::from_millis(config.commit_retry_deadline_ms);
     runtime.webhooks = config
         .webhooks
         .iter()
@@ -107,6 +121,8 @@ pub struct Server {
     addr: SocketAddr,
     stop: CancellationToken,
     http: tokio::task::JoinHandle<()>,
+    /// Held for the server's life; dropped (released) after the runtime stopped.
+    _lock: DbLock,
 }
 
 impl std::fmt::Debug for Server {
@@ -136,15 +152,29 @@ impl Server {
             None => ServiceTable::default(),
         };
         let default_policy = Arc::new(config.default_policy.clone().unwrap_or_default());
-        let clock: SharedClock = Arc::new(SystemClock);
-        let sim = SimCore::new(sim, clock.clone())?;
-        let core: Arc<dyn Core> = Arc::new(sim.clone());
+        // Nothing may be created or changed before these two checks pass.
+        check_writable(&config.db)?;
+        let lock = DbLock::acquire(&config.db)?;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| ServeError::Bind { addr, message: e.to_string() })?;
         let addr =
             listener.local_addr().map_err(|e| ServeError::Bind { addr, message: e.to_string() })?;
-        let runtime = Runtime::start(runtime_config, core, clock).await?;
+        let clock: SharedClock = Arc::new(SystemClock);
+        let fresh_journal = sim.journal.clone().filter(|path| !path.exists());
+        let sim = SimCore::new(sim, clock.clone())?;
+        let core: Arc<dyn Core> = Arc::new(sim.clone());
+        let runtime = match Runtime::start(runtime_config, core, clock).await {
+            Ok(runtime) => runtime,
+            Err(error) => {
+                // The store refused (corrupt, newer schema, a service state missing from the
+                // table): leave no journal the refused start created.
+                if let Some(journal) = fresh_journal {
+                    let _ = std::fs::remove_file(journal);
+                }
+                return Err(error.into());
+            }
+        };
         if config.import_core_inventory {
             let summary =
                 runtime.handle().upsert_inventory(sim.inventory(), IMPORT_INITIATOR).await;
@@ -159,6 +189,7 @@ impl Server {
             auth: Arc::new(Auth::new(config.tokens.clone())),
             default_policy,
             service_table: Arc::new(service_table.to_table()),
+            health: runtime.health(),
         };
         let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
         let stop = CancellationToken::new();
@@ -169,7 +200,7 @@ impl Server {
             }
         });
         tracing::info!(%addr, db = %config.db.display(), "steward serving");
-        Ok(Server { runtime, sim, addr, stop, http })
+        Ok(Server { runtime, sim, addr, stop, http, _lock: lock })
     }
 
     /// The bound address (useful with port 0).
@@ -190,6 +221,11 @@ impl Server {
     /// The metrics registry.
     pub fn metrics(&self) -> Arc<Metrics> {
         self.runtime.metrics()
+    }
+
+    /// Liveness and readiness; `health().failed()` resolves if the reducer dies.
+    pub fn health(&self) -> steward_runtime::Health {
+        self.runtime.health()
     }
 
     /// The sim Core (failure injection for the demo and tests).

@@ -25,6 +25,18 @@ impl Metrics {
     pub fn core_call(&self, _call: &str, _took: Duration) {}
 
     /// Records nothing.
+    pub fn commit_duration(&self, _took: Duration) {}
+
+    /// Records nothing.
+    pub fn commit_failed(&self, _cause: &str) {}
+
+    /// Records nothing.
+    pub fn queue_depth(&self, _depth: usize) {}
+
+    /// Records nothing.
+    pub fn committed_at(&self, _unix_seconds: i64) {}
+
+    /// Records nothing.
     pub fn run_status_changed(&self, _to: RunStatus) {}
 
     /// Records nothing.

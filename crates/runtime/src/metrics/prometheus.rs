@@ -1,5 +1,7 @@
 //! Prometheus metrics (prometheus-client): events applied, plan duration, runs and targets by
-//! status, Core call latency. The reducer and applier update them; `/metrics` encodes them.
+//! status, Core call latency, and the store's health (commit latency, commit failures by cause,
+//! reducer queue depth, time of the last successful commit). The reducer and applier update
+//! them; `/metrics` encodes them.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -22,6 +24,11 @@ struct CallLabel {
     call: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CauseLabel {
+    cause: String,
+}
+
 /// Every metric Steward exports.
 pub struct Metrics {
     registry: Mutex<Registry>,
@@ -31,6 +38,10 @@ pub struct Metrics {
     targets: Family<StatusLabel, Gauge>,
     run_transitions: Family<StatusLabel, Counter>,
     core_calls: Family<CallLabel, Histogram>,
+    commit_duration: Histogram,
+    commit_failures: Family<CauseLabel, Counter>,
+    queue_depth: Gauge,
+    last_commit: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -79,8 +90,36 @@ impl Metrics {
             "Core call latency by call",
             core_calls.clone(),
         );
+        let commit_duration = Histogram::new(exponential_buckets(0.0001, 2.0, 20));
+        registry.register(
+            "commit_duration_seconds",
+            "Time to make one batch durable, retries of a busy store included",
+            commit_duration.clone(),
+        );
+        let commit_failures = Family::<CauseLabel, Counter>::default();
+        registry.register(
+            "commit_failures",
+            "Failed commit attempts by cause (retried ones included)",
+            commit_failures.clone(),
+        );
+        let queue_depth = Gauge::default();
+        registry.register(
+            "reducer_queue_depth",
+            "Inputs waiting for the reducer after its last drain",
+            queue_depth.clone(),
+        );
+        let last_commit = Gauge::default();
+        registry.register(
+            "last_commit_timestamp_seconds",
+            "Unix time of the last successful commit (0: none since start)",
+            last_commit.clone(),
+        );
         Self {
             registry: Mutex::new(registry),
+            commit_duration,
+            commit_failures,
+            queue_depth,
+            last_commit,
             events_applied,
             plan_duration,
             runs,
@@ -105,6 +144,26 @@ impl Metrics {
         self.core_calls
             .get_or_create(&CallLabel { call: call.to_string() })
             .observe(took.as_secs_f64());
+    }
+
+    /// Records the time one batch took to become durable.
+    pub fn commit_duration(&self, took: Duration) {
+        self.commit_duration.observe(took.as_secs_f64());
+    }
+
+    /// Counts one failed commit attempt by cause (see `StoreError::cause`).
+    pub fn commit_failed(&self, cause: &str) {
+        self.commit_failures.get_or_create(&CauseLabel { cause: cause.to_string() }).inc();
+    }
+
+    /// Records how many inputs wait for the reducer.
+    pub fn queue_depth(&self, depth: usize) {
+        self.queue_depth.set(i64::try_from(depth).unwrap_or(i64::MAX));
+    }
+
+    /// Records the unix time (seconds) of a successful commit.
+    pub fn committed_at(&self, unix_seconds: i64) {
+        self.last_commit.set(unix_seconds);
     }
 
     /// Counts a run status change.

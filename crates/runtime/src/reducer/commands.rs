@@ -63,6 +63,17 @@ impl Reducer {
                 let view = self.component_view(&component, batch.now)?;
                 Ok(Reply::Component(Box::new(view)))
             }
+            Command::ForceServiceState { component, to, note, initiator } => {
+                let event = FleetEvent::ServiceStateForced {
+                    component_id: component.clone(),
+                    to,
+                    initiator,
+                    note,
+                };
+                self.apply(event, batch).map_err(rejected)?;
+                let view = self.component_view(&component, batch.now)?;
+                Ok(Reply::Component(Box::new(view)))
+            }
             Command::CreateRun { request, initiator } => {
                 self.create_run(*request, &initiator, batch)
             }

@@ -4,12 +4,16 @@
 //! ([`BatchBuilder`]), commits them in one transaction (group commit), and only then replies,
 //! answers the batch's queries, publishes events and hands Core calls to the applier. A batch
 //! whose commit fails leaves nothing behind: its callers get the error and the in-memory state
-//! is reloaded from the store, the last committed truth.
+//! is reloaded from the store, the last committed truth. Transient store failures are retried
+//! first (`durable.rs`); the reducer's [`Health`] tells readiness which state it is in.
 
 mod commands;
+mod durable;
+mod site;
 mod views;
 
 use crate::clock::SharedClock;
+use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::protocol::{
     CommandError, CommandReplySender, CoreCall, Query, QueryReply, ReducerInput, Reply,
@@ -74,6 +78,10 @@ pub(crate) struct ReducerSettings {
     pub planner: PlannerConfig,
     pub webhooks: Vec<WebhookConfig>,
     pub max_batch: usize,
+    /// How long a commit that fails transiently is retried before its batch fails.
+    pub commit_deadline: std::time::Duration,
+    /// Where the reducer reports readiness.
+    pub health: Health,
 }
 
 /// The reducer's state: the fleet, the store and the bookkeeping around them.
@@ -91,6 +99,8 @@ pub(crate) struct Reducer {
     metrics: Arc<Metrics>,
     /// Whether batches were committed since the last WAL checkpoint.
     uncheckpointed: bool,
+    /// Readiness, shared with the shell (a clone of `settings.health`).
+    health: Health,
 }
 
 /// Why the reducer cannot go on.
@@ -104,6 +114,9 @@ pub(crate) enum ReducerError {
         /// Why the reload failed.
         reload: StoreError,
     },
+    /// The reducer thread panicked.
+    #[error("the reducer panicked: {0}")]
+    Panicked(String),
 }
 
 impl Reducer {
@@ -120,7 +133,9 @@ impl Reducer {
         metrics: Arc<Metrics>,
     ) -> Self {
         let next_run_number = next_run_number(&fleet);
+        let health = settings.health.clone();
         Self {
+            health,
             fleet,
             store,
             clock,
@@ -160,6 +175,7 @@ impl Reducer {
                     Err(_) => break,
                 }
             }
+            self.metrics.queue_depth(inputs.len());
             match self.process(buffer.drain(..)) {
                 Ok(false) => {}
                 Ok(true) => break,
@@ -200,6 +216,9 @@ impl Reducer {
         let wrote = batch.changed();
         self.commit(batch)?;
         self.uncheckpointed |= wrote;
+        if tick && !wrote {
+            self.probe_store();
+        }
         if tick && !wrote && self.uncheckpointed {
             // A quiet tick: move the WAL into the database file now, so no later commit (and
             // the reply waiting on it) pays for a checkpoint.
@@ -350,20 +369,23 @@ impl Reducer {
     fn commit(&mut self, mut batch: Batch) -> Result<(), ReducerError> {
         let result = match batch.failure.take() {
             Some(error) => Err(error),
-            None => self.write(std::mem::take(&mut batch.rows)),
+            None => self.write(std::mem::take(&mut batch.rows), batch.now),
         };
         let published = match result {
             Ok(published) => published,
             Err(error) => {
-                let message = error.to_string();
+                let message = format!("commit failed ({}): {error}", error.cause());
                 tracing::error!(%error, "commit failed; reloading the last committed state");
+                self.health.set_fault("reloading");
                 for (reply, _) in batch.replies {
                     let _ = reply.send(Err(CommandError::Store(message.clone())));
                 }
                 for (_, reply) in batch.queries {
                     let _ = reply.send(Err(CommandError::Store(message.clone())));
                 }
-                return self.reload(&message);
+                self.reload(&message)?;
+                self.health.set_fault(format!("store: {}", error.cause()));
+                return Ok(());
             }
         };
         let applied = published.len();
@@ -391,12 +413,16 @@ impl Reducer {
 
     /// Writes the batch's rows in one transaction (nothing to write: nothing to do) and returns
     /// the logged events, for subscribers.
-    fn write(&mut self, rows: BatchBuilder) -> Result<Vec<EventRecord>, StoreError> {
+    fn write(
+        &mut self,
+        rows: BatchBuilder,
+        now: Timestamp,
+    ) -> Result<Vec<EventRecord>, StoreError> {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
         let rows = rows.finish(&self.fleet)?;
-        self.store.commit(&rows)?;
+        self.commit_durably(&rows, now)?;
         Ok(rows.events)
     }
 

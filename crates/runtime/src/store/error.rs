@@ -67,6 +67,14 @@ pub enum StoreError {
         /// Why it failed.
         message: String,
     },
+    /// The database file (or SQLite's view of it) does not take writes.
+    #[error("{}: database is not writable: {reason}", .path.display())]
+    NotWritable {
+        /// The file.
+        path: PathBuf,
+        /// Why (the operating system's or SQLite's explanation).
+        reason: String,
+    },
     /// An outbox row named by id does not exist.
     #[error("outbox row {id} not found")]
     OutboxRowNotFound {
@@ -76,17 +84,51 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// Whether retrying the same operation later may succeed (the database was busy or locked).
+    /// Whether retrying the same operation later may succeed: the database was busy or locked
+    /// by another connection, or the operation was interrupted.
     pub fn is_retryable(&self) -> bool {
-        let err = match self {
-            StoreError::Sqlite(err) | StoreError::Open { source: err, .. } => err,
-            StoreError::Migration(rusqlite_migration::Error::RusqliteError { err, .. }) => err,
-            _ => return false,
-        };
         matches!(
-            err.sqlite_error_code(),
-            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            self.sqlite_code(),
+            Some(
+                rusqlite::ErrorCode::DatabaseBusy
+                    | rusqlite::ErrorCode::DatabaseLocked
+                    | rusqlite::ErrorCode::OperationInterrupted
+            )
         )
+    }
+
+    fn sqlite_code(&self) -> Option<rusqlite::ErrorCode> {
+        match self {
+            StoreError::Sqlite(err) | StoreError::Open { source: err, .. } => {
+                err.sqlite_error_code()
+            }
+            StoreError::Migration(rusqlite_migration::Error::RusqliteError { err, .. }) => {
+                err.sqlite_error_code()
+            }
+            _ => None,
+        }
+    }
+
+    /// A short, stable name of the cause, for metrics labels and readiness reasons:
+    /// `database locked`, `disk full`, `read-only`, `disk I/O error`, `corrupt`, `interrupted`,
+    /// `encode` or `other`.
+    pub fn cause(&self) -> &'static str {
+        use rusqlite::ErrorCode as Code;
+        match self {
+            StoreError::NotWritable { .. } => return "read-only",
+            StoreError::Corrupt { .. } => return "corrupt",
+            StoreError::Encode { .. } => return "encode",
+            _ => {}
+        }
+        match self.sqlite_code() {
+            Some(Code::DatabaseBusy | Code::DatabaseLocked) => "database locked",
+            Some(Code::DiskFull) => "disk full",
+            Some(Code::ReadOnly | Code::PermissionDenied | Code::CannotOpen) => "read-only",
+            Some(Code::SystemIoFailure) => "disk I/O error",
+            Some(Code::DatabaseCorrupt | Code::NotADatabase) => "corrupt",
+            Some(Code::OperationInterrupted) => "interrupted",
+            _ => "other",
+        }
     }
 }
 

@@ -14,11 +14,13 @@ mod batch;
 mod codec;
 mod error;
 mod load;
+pub mod lock;
 pub mod replay;
 mod schema;
 
 pub use batch::BatchBuilder;
 pub use error::StoreError;
+pub use lock::{DbLock, LockError, check_writable, lock_path};
 pub use replay::{ReplayReport, replay_and_compare};
 pub use schema::SCHEMA_VERSION;
 
@@ -241,7 +243,36 @@ impl Store {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags)
             .map_err(|source| StoreError::Open { path: path.to_path_buf(), source })?;
+        // SQLite silently opens a file it cannot write read-only; refuse it here, before the
+        // first commit would fail.
+        if conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
+            return Err(StoreError::NotWritable {
+                path: path.to_path_buf(),
+                reason: "SQLite opened it read-only".to_string(),
+            });
+        }
         Self::init(conn, path, opts)
+    }
+
+    /// Sets how long a statement waits for another connection's lock (the reducer shortens it
+    /// when a commit's retry deadline is near).
+    pub fn set_busy_timeout(&self, timeout: Duration) -> Result<(), StoreError> {
+        self.conn.busy_timeout(timeout)?;
+        Ok(())
+    }
+
+    /// The default busy timeout ([`Store::set_busy_timeout`] restores it with this).
+    pub const BUSY_TIMEOUT: Duration = BUSY_TIMEOUT;
+
+    /// Checks that the store takes a write now, without changing anything a reader sees: one
+    /// immediate transaction that rewrites `user_version` with its own value (a real page write,
+    /// so a full disk or a file-size limit fails it as a commit would).
+    pub fn probe_write(&mut self) -> Result<(), StoreError> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let version: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+        tx.pragma_update(None, "user_version", version)?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// A read-only connection to an existing database at this binary's schema version, for
@@ -443,6 +474,27 @@ impl Store {
             });
         }
         Ok(events)
+    }
+
+    /// The site tables the event log last recorded (`None`: never recorded, the built-in
+    /// defaults apply). Scans the log backwards to the last `site_tables_applied` event.
+    pub fn recorded_site_tables(&self) -> Result<Option<steward_proto::SiteTables>, StoreError> {
+        let data: Option<String> = self
+            .conn
+            .prepare_cached(
+                "SELECT data FROM events WHERE kind = 'site_tables_applied' \
+                 ORDER BY seq DESC LIMIT 1",
+            )?
+            .query_row([], |row| row.get(0))
+            .optional()?;
+        let Some(data) = data else { return Ok(None) };
+        match from_json(&data, || "the last site_tables_applied event".to_string())? {
+            steward_state_machine::FleetEvent::SiteTablesApplied { tables } => Ok(Some(*tables)),
+            _ => Err(StoreError::Decode {
+                what: "the last site_tables_applied event".to_string(),
+                message: "its data is another event".to_string(),
+            }),
+        }
     }
 
     /// The last sequence number in the event log (0 when empty).

@@ -3,7 +3,10 @@
 //! This is the check behind `steward replay --db PATH` and the crash test: the database is
 //! opened read-only (never migrated, never written), every event row is decoded exactly as
 //! stored and applied through [`Fleet::apply`] with the row's `at`, and the result is compared
-//! with what [`super::Store::load`] rebuilds from the state rows.
+//! with what [`super::Store::load`] rebuilds from the state rows, all in one read transaction
+//! (so it works beside a running server). The site tables come from the log itself
+//! (`site_tables_applied` events); the `config` passed in only seeds the tables of a log that
+//! predates them.
 
 use super::codec::{parse_ts, to_u64};
 use super::error::StoreError;
@@ -56,6 +59,10 @@ impl fmt::Display for ReplayReport {
 /// targets, tasks, and the indexes rebuilt from them).
 pub fn replay_and_compare(path: &Path, config: FleetConfig) -> Result<ReplayReport, StoreError> {
     let conn = open_read_only(path)?;
+    // One read transaction: the stored rows and the event log come from the same snapshot, so
+    // replay agrees with a live server that commits meanwhile (WAL readers never block it).
+    // Closing the connection ends the transaction.
+    conn.execute_batch("BEGIN DEFERRED")?;
     let stored = load_fleet(&conn, config.clone())?;
     let mut replayed = Fleet::new(config);
     let mut diff = Differences::default();

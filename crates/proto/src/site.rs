@@ -1,0 +1,41 @@
+//! [`SiteTables`]: the site's configured tables that decide events (status mapping and blocked
+//! operations per phase, the service-state table, the default run policy), as the event log
+//! records them when they first apply and whenever a start changes them, so `steward replay`
+//! needs no config.
+//!
+//! Every field is optional: `None` means the built-in default. New tables (conflict rules, ...)
+//! are added as further optional fields, so logs written before them still decode.
+
+use crate::{PhaseMappingOverride, RunPolicy, ServiceTableDoc};
+use serde::{Deserialize, Serialize};
+
+/// The effective site tables of a server (`None` fields: the built-in default).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SiteTables {
+    /// Overrides of the status tables (raw word -> phase, blocked operations per phase).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phase_mapping: Option<PhaseMappingOverride>,
+    /// The site's service-state table.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_states: Option<ServiceTableDoc>,
+    /// Defaults under every run request's policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_policy: Option<RunPolicy>,
+}
+
+impl SiteTables {
+    /// Whether every table is the built-in default.
+    pub fn is_default(&self) -> bool {
+        self == &SiteTables::default()
+    }
+
+    /// Normalises an empty phase-mapping override to `None` (both mean the defaults), so equal
+    /// tables compare equal however they were written.
+    pub fn normalized(mut self) -> Self {
+        if self.phase_mapping.as_ref() == Some(&PhaseMappingOverride::default()) {
+            self.phase_mapping = None;
+        }
+        self
+    }
+}
