@@ -575,7 +575,7 @@ fn global_limit_is_shared_by_runs_oldest_first() {
 }
 
 #[test]
-fn extreme_policy_values_never_panic() {
+fn extreme_policy_values_are_refused_and_never_panic() {
     let mut sim = Sim::new(racks(2));
     let policy = RunPolicy {
         max_parallel_racks: u32::MAX,
@@ -586,7 +586,36 @@ fn extreme_policy_values_never_panic() {
         max_wait_seconds: Some(u64::MAX),
         ..RunPolicy::default()
     };
-    sim.create_and_start("run-1", firmware(&all(2), policy));
+    let refused = steward_planner::plan_run(
+        &sim.fleet,
+        &firmware(&all(2), policy.clone()),
+        RunId::new("run-1"),
+        "op",
+        sim.now,
+    );
+    let Err(steward_planner::CreateError::Invalid(errors)) = refused else {
+        panic!("durations over the bound must be refused: {refused:?}")
+    };
+    let fields: Vec<&str> = errors.0.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        ["policy.soak_seconds", "policy.max_wait_seconds", "policy.claim_lease_seconds"]
+    );
+    // A run logged before the bound existed still replays and plans without panicking.
+    let mut new_run = steward_planner::plan_run(
+        &sim.fleet,
+        &firmware(
+            &all(2),
+            RunPolicy { waves: WaveSpec::Equal { count: 2 }, ..RunPolicy::default() },
+        ),
+        RunId::new("run-1"),
+        "op",
+        sim.now,
+    )
+    .unwrap();
+    new_run.run.policy = policy;
+    sim.apply(FleetEvent::RunCreated { run: Box::new(new_run.run), targets: new_run.targets });
+    sim.apply(FleetEvent::RunStarted { run_id: RunId::new("run-1") });
     sim.config.global_max_parallel = Some(u32::MAX);
     let first = sim.tick();
     assert!(first.starts_with("claim run-1:r1 (lease until +262142-12-31T23:59:59Z)"), "{first}");

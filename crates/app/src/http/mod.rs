@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod guard;
+mod params;
 pub mod problem;
 mod routes;
 pub mod server;

@@ -9,7 +9,7 @@ use crate::protocol::{
 use std::collections::{BTreeMap, BTreeSet};
 use steward_proto::{
     CreateRunRequest, FieldError, Hold, IdempotencyKey, InventoryUpsert, Observation, RunId,
-    TargetId, TargetStatus, ValidationErrors,
+    TargetId, TargetStatus, ValidationErrors, check_id, validate_id,
 };
 use steward_state_machine::{Fleet, FleetEvent, Rejected};
 
@@ -34,18 +34,7 @@ impl Reducer {
                 Ok(Reply::Inventory(summary))
             }
             Command::Observe { observations, initiator } => {
-                let unknown: Vec<FieldError> = observations
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, o)| !self.fleet.components.contains_key(&o.component_id))
-                    .map(|(i, o)| {
-                        FieldError::new(
-                            format!("[{i}].component_id"),
-                            format!("unknown component {}", o.component_id),
-                        )
-                    })
-                    .collect();
-                ValidationErrors::from_vec(unknown).map_err(CommandError::Invalid)?;
+                self.validate_observations(&observations)?;
                 let before = batch.logged;
                 for observation in observations {
                     self.apply(observed_event(observation, &initiator), batch).map_err(rejected)?;
@@ -91,6 +80,21 @@ impl Reducer {
                 self.run_event(run, event, batch)
             }
         }
+    }
+
+    /// Refuses a pushed batch if any observation names an invalid or unknown component.
+    fn validate_observations(&self, observations: &[Observation]) -> Result<(), CommandError> {
+        let mut errors = Vec::new();
+        for (i, o) in observations.iter().enumerate() {
+            let field = format!("[{i}].component_id");
+            if let Err(message) = check_id(o.component_id.as_str()) {
+                errors.push(FieldError::new(field, message));
+            } else if !self.fleet.components.contains_key(&o.component_id) {
+                errors
+                    .push(FieldError::new(field, format!("unknown component {}", o.component_id)));
+            }
+        }
+        ValidationErrors::from_vec(errors).map_err(CommandError::Invalid)
     }
 
     fn run_event(
@@ -254,9 +258,7 @@ fn validate_inventory(inventory: &InventoryUpsert, fleet: &Fleet) -> Result<(), 
     let mut racks = BTreeSet::new();
     let mut components = BTreeSet::new();
     for (r, rack) in inventory.racks.iter().enumerate() {
-        if rack.id.as_str().is_empty() {
-            errors.push(FieldError::new(format!("racks[{r}].id"), "must not be empty"));
-        }
+        validate_id(&format!("racks[{r}].id"), rack.id.as_str(), &mut errors);
         if !racks.insert(rack.id.clone()) {
             errors.push(FieldError::new(
                 format!("racks[{r}].id"),
@@ -265,9 +267,7 @@ fn validate_inventory(inventory: &InventoryUpsert, fleet: &Fleet) -> Result<(), 
         }
         for (c, component) in rack.components.iter().enumerate() {
             let field = format!("racks[{r}].components[{c}].id");
-            if component.id.as_str().is_empty() {
-                errors.push(FieldError::new(field.clone(), "must not be empty"));
-            }
+            validate_id(&field, component.id.as_str(), &mut errors);
             if !components.insert(component.id.clone()) {
                 errors.push(FieldError::new(
                     field.clone(),
