@@ -395,6 +395,14 @@ fn legal_candidates(fleet: &Fleet, now: Timestamp, next_task: u32) -> Vec<FleetE
         let run_id = run.id.clone();
         match run.status {
             RunStatus::Pending => out.push(FleetEvent::RunStarted { run_id: run_id.clone() }),
+            // At a wave gate only `advance` opens the next wave; `resume` is refused there.
+            RunStatus::Paused if run.status_reason == RunStatusReason::WaveGate => {
+                out.push(FleetEvent::RunAdvanced {
+                    run_id: run_id.clone(),
+                    expected_wave: None,
+                    initiator: "op".into(),
+                })
+            }
             RunStatus::Paused => {
                 out.push(FleetEvent::RunResumed { run_id: run_id.clone(), initiator: "op".into() })
             }
