@@ -8,6 +8,7 @@
 pub mod effect;
 pub mod error;
 pub mod fleet;
+pub mod freshness;
 pub mod machine;
 pub mod run;
 pub mod service;
@@ -21,6 +22,7 @@ pub use error::Rejected;
 pub use fleet::{
     ComponentEntry, Fleet, FleetConfig, FleetEvent, FleetSnapshot, PersistedComponent,
 };
+pub use freshness::{MAX_CLOCK_SKEW_SECONDS, ObservationTime};
 pub use machine::{Machine, Row, guard, require_pair, require_row};
 pub use run::{RUN_ROWS, RunEvent, RunEventKind, RunMachine};
 pub use service::{ServiceTable, ServiceTableError};

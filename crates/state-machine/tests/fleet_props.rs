@@ -179,6 +179,7 @@ fn realise(op: &Op, fleet: &Fleet, now: Timestamp, next_task: &mut u32) -> Fleet
             controller_state: RAW_STATES[*s as usize].to_string(),
             power_state: p.map(|p| if p == 0 { "on".into() } else { "off".into() }),
             firmware_version: None,
+            observed_at: None,
         },
         Op::Service(r, w, s) => FleetEvent::ServiceStateChanged {
             component_id: component_id(*r, *w),

@@ -208,6 +208,7 @@ pub(super) fn observed_event(observation: Observation, initiator: &str) -> Fleet
         controller_state: observation.controller_state,
         power_state: observation.power_state,
         firmware_version: observation.firmware_version,
+        observed_at: observation.observed_at,
     }
 }
 
