@@ -107,3 +107,35 @@ pub(crate) fn make_stale(
     }
     effects
 }
+
+/// The label `/metrics` counts a component under at `now`: its effective phase, or `stale`
+/// when its observation is older than `status_max_age` (or it was made stale and not
+/// re-observed); `unknown` when never observed or not observed since a restart.
+pub fn phase_label(fleet: &Fleet, entry: &ComponentEntry, now: Timestamp) -> &'static str {
+    let Some(status) = &entry.status else {
+        return Phase::Unknown.as_str();
+    };
+    let aged = entry
+        .last_observed_at
+        .is_some_and(|last| is_stale(Some(last), now, fleet.config.status_max_age));
+    if aged || (entry.raw_state.is_none() && status.reason.starts_with("stale:")) {
+        return "stale";
+    }
+    if entry.last_observed_at.is_none() {
+        return Phase::Unknown.as_str();
+    }
+    status.phase.as_str()
+}
+
+/// Components counted by [`phase_label`] at `now` (every phase and `stale` present, maybe 0).
+pub fn components_by_phase(
+    fleet: &Fleet,
+    now: Timestamp,
+) -> std::collections::BTreeMap<&'static str, u64> {
+    let mut counts: std::collections::BTreeMap<&'static str, u64> =
+        Phase::ALL.iter().map(|p| (p.as_str(), 0)).chain([("stale", 0)]).collect();
+    for entry in fleet.components.values() {
+        *counts.entry(phase_label(fleet, entry, now)).or_default() += 1;
+    }
+    counts
+}

@@ -7,11 +7,12 @@ use crate::protocol::{
     Command, CommandError, CoreCall, CreateRunOutcome, DryRun, InventorySummary, Reply,
 };
 use std::collections::{BTreeMap, BTreeSet};
+use steward_proto::Timestamp;
 use steward_proto::{
     CreateRunRequest, FieldError, Hold, IdempotencyKey, InventoryUpsert, Observation, RunId,
     TargetId, TargetStatus, ValidationErrors, check_id, validate_id,
 };
-use steward_state_machine::{Fleet, FleetEvent, Rejected};
+use steward_state_machine::{Fleet, FleetEvent, MAX_CLOCK_SKEW_SECONDS, ObservationTime, Rejected};
 
 impl Reducer {
     pub(super) fn command(
@@ -34,9 +35,12 @@ impl Reducer {
                 Ok(Reply::Inventory(summary))
             }
             Command::Observe { observations, initiator } => {
-                self.validate_observations(&observations)?;
+                self.validate_observations(&observations, batch.now)?;
                 let before = batch.logged;
                 for observation in observations {
+                    if self.out_of_order(&observation, batch.now) {
+                        continue;
+                    }
                     self.apply(observed_event(observation, &initiator), batch).map_err(rejected)?;
                 }
                 Ok(Reply::Changed(batch.logged - before))
@@ -82,8 +86,13 @@ impl Reducer {
         }
     }
 
-    /// Refuses a pushed batch if any observation names an invalid or unknown component.
-    fn validate_observations(&self, observations: &[Observation]) -> Result<(), CommandError> {
+    /// Refuses a pushed batch if any observation names an invalid or unknown component, or was
+    /// made further in the future than the allowed clock skew.
+    fn validate_observations(
+        &self,
+        observations: &[Observation],
+        now: Timestamp,
+    ) -> Result<(), CommandError> {
         let mut errors = Vec::new();
         for (i, o) in observations.iter().enumerate() {
             let field = format!("[{i}].component_id");
@@ -92,9 +101,35 @@ impl Reducer {
             } else if !self.fleet.components.contains_key(&o.component_id) {
                 errors
                     .push(FieldError::new(field, format!("unknown component {}", o.component_id)));
+            } else if self.fleet.observation_time(&o.component_id, o.observed_at, now)
+                == ObservationTime::FromTheFuture
+            {
+                errors.push(FieldError::new(
+                    format!("[{i}].observed_at"),
+                    format!(
+                        "is more than {MAX_CLOCK_SKEW_SECONDS} seconds in the future (now is {now})"
+                    ),
+                ));
             }
         }
         ValidationErrors::from_vec(errors).map_err(CommandError::Invalid)
+    }
+
+    /// Whether an observation is older than the component's current one (or, from Core, from
+    /// the future): such observations are counted and never applied or logged.
+    pub(super) fn out_of_order(&self, observation: &Observation, now: Timestamp) -> bool {
+        let reason = match self.fleet.observation_time(
+            &observation.component_id,
+            observation.observed_at,
+            now,
+        ) {
+            ObservationTime::Acceptable => return false,
+            ObservationTime::OutOfOrder => "out_of_order",
+            ObservationTime::FromTheFuture => "future",
+        };
+        self.metrics.observation_ignored(reason);
+        tracing::debug!(component = %observation.component_id, reason, "observation ignored");
+        true
     }
 
     fn run_event(
