@@ -253,6 +253,13 @@ pub enum FleetEvent {
         #[serde(default)]
         component_results: BTreeMap<ComponentId, TaskStatus>,
     },
+    /// Core's inventory imported at start: adds new racks and components and updates
+    /// Core-owned fields of existing ones; operator-owned ones (names, labels, rack locations)
+    /// are never overwritten.
+    CoreInventoryImported {
+        /// Core's racks, each with its components.
+        racks: Vec<RackSpec>,
+    },
     /// A component's last observation crossed `status_max_age`: its status becomes `unknown`
     /// (stale) until Core reports it again. Emitted by the reducer's tick from `now`.
     ComponentStale {
@@ -347,6 +354,10 @@ impl Fleet {
     ) -> Result<Vec<Effect>, Rejected> {
         match event {
             FleetEvent::InventoryUpserted { racks, .. } => self.upsert_inventory(racks),
+            FleetEvent::CoreInventoryImported { racks } => {
+                let owned = crate::ownership::keep_operator_fields(self, racks);
+                self.upsert_inventory(&owned)
+            }
             FleetEvent::ComponentObserved {
                 component_id,
                 controller_state,

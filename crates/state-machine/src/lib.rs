@@ -10,6 +10,7 @@ pub mod error;
 pub mod fleet;
 pub mod freshness;
 pub mod machine;
+pub mod ownership;
 pub mod run;
 pub mod service;
 pub mod status;

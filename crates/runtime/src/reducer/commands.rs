@@ -34,6 +34,16 @@ impl Reducer {
                 .map_err(rejected)?;
                 Ok(Reply::Inventory(summary))
             }
+            Command::ImportCoreInventory { inventory } => {
+                validate_inventory(&inventory, &self.fleet)?;
+                let summary = InventorySummary {
+                    racks: inventory.racks.len(),
+                    components: inventory.racks.iter().map(|r| r.components.len()).sum(),
+                };
+                let event = FleetEvent::CoreInventoryImported { racks: inventory.racks };
+                self.apply(event, batch).map_err(rejected)?;
+                Ok(Reply::Inventory(summary))
+            }
             Command::Observe { observations, initiator } => {
                 self.validate_observations(&observations, batch.now)?;
                 let before = batch.logged;
