@@ -336,13 +336,13 @@ fn unknown_component_holds_its_rack_until_observed_ready() {
         r#"
         > rack r9 is imported; Core has not reported its components yet
         > tick at 12:00:00
-        hold run-1:r9 [readiness]: component r9-c1 (compute) has no status yet (never observed); waits until Core reports it ready
+        hold run-1:r9 [readiness]: component r9-c1 (compute) has no status yet (never observed); waits until Core reports it ready (the run pauses after 1800s of waiting)
         > tick at 12:00:00
         (nothing)
         > core reports r9-c1 HostInitializing/Discovery and r9-c2 ready
         > tick at 12:00:00
-        hold run-1:r9 [readiness]: component r9-c1 (compute) is initializing (Core: HostInitializing/Discovery), which blocks firmware_control; waits until ready
-        stored hold: readiness: component r9-c1 (compute) is initializing (Core: HostInitializing/Discovery), which blocks firmware_control; waits until ready
+        hold run-1:r9 [readiness]: component r9-c1 (compute) is initializing (Core: HostInitializing/Discovery), which blocks firmware_control; waits until ready (the run pauses after 1800s of waiting)
+        stored hold: readiness: component r9-c1 (compute) is initializing (Core: HostInitializing/Discovery), which blocks firmware_control; waits until ready (the run pauses after 1800s of waiting)
         > core reports r9-c1 Ready
         > tick at 12:00:00
         claim run-1:r9 (lease until 2026-01-05T12:00:30Z)
@@ -379,10 +379,10 @@ fn readiness_fast_path_trusts_the_hold_component_never_its_message() {
         &t.text(),
         r#"
         > tick at 12:00:00
-        hold run-1:r1 [readiness]: component r1-c1 (compute) is initializing (Core: HostInitializing/Discovery), which blocks firmware_control; waits until ready
+        hold run-1:r1 [readiness]: component r1-c1 (compute) is initializing (Core: HostInitializing/Discovery), which blocks firmware_control; waits until ready (the run pauses after 1800s of waiting)
         > the stored message is garbled (it names r1-c2); the component field still says r1-c1
         > tick at 12:00:00
-        hold run-1:r1 [readiness]: component r1-c1 (compute) is initializing (Core: HostInitializing/Discovery), which blocks firmware_control; waits until ready
+        hold run-1:r1 [readiness]: component r1-c1 (compute) is initializing (Core: HostInitializing/Discovery), which blocks firmware_control; waits until ready (the run pauses after 1800s of waiting)
         > r1-c2 goes to rma: the fast path sees r1-c1 unchanged and does not re-read the rack
         > tick at 12:00:00
         (nothing)
@@ -457,7 +457,7 @@ fn not_ready_with_on_not_ready_skip_is_skipped_but_unknown_still_holds() {
         > after a restart only r1's components were re-observed; r1-c1 is in use
         > tick at 12:00:00
         skip run-1:r1: component r1-c1 (compute) is in_use (Core: Assigned/Ready), which blocks firmware_control; skipped (on_not_ready skip)
-        hold run-1:r2 [readiness]: component r2-c1 (compute) has no fresh status (not re-observed since restart); waits until Core reports it ready
+        hold run-1:r2 [readiness]: component r2-c1 (compute) has no fresh status (not re-observed since restart); waits until Core reports it ready (the run pauses after 1800s of waiting)
         "#,
     );
 }

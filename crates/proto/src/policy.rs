@@ -218,6 +218,10 @@ impl Default for RunPolicy {
     }
 }
 
+/// How long a readiness hold lasts when the policy sets no `max_wait_seconds` (30 minutes):
+/// then the run pauses with `readiness_timeout`, so a default run never waits for ever.
+pub const DEFAULT_MAX_WAIT_SECONDS: u64 = 30 * 60;
+
 /// Upper bound of every duration in a policy, in seconds (30 days): a longer soak, wait, backoff
 /// or lease is a mistake, and unbounded values overflow date arithmetic.
 pub const MAX_POLICY_SECONDS: u64 = 30 * 24 * 60 * 60;
@@ -226,6 +230,12 @@ pub const MAX_POLICY_SECONDS: u64 = 30 * 24 * 60 * 60;
 pub const DEFAULT_DISALLOWED_SERVICE_STATES: [&str; 2] = ["rma", "decommissioned"];
 
 impl RunPolicy {
+    /// The readiness wait after which the run pauses: `max_wait_seconds`, or
+    /// [`DEFAULT_MAX_WAIT_SECONDS`] when unset.
+    pub fn effective_max_wait(&self) -> u64 {
+        self.max_wait_seconds.unwrap_or(DEFAULT_MAX_WAIT_SECONDS)
+    }
+
     /// Whether a component in `state` may be operated on under this policy.
     pub fn allows_service_state(&self, state: &ServiceState) -> bool {
         match &self.allowed_service_states {
@@ -249,7 +259,7 @@ impl RunPolicy {
         if self.max_wait_seconds == Some(0) {
             errors.push(FieldError::new(
                 path("max_wait_seconds"),
-                "must be at least 1 (omit it to wait forever)",
+                "must be at least 1 (omit it for the default of 30 minutes)",
             ));
         }
         if matches!(&self.allowed_service_states, Some(states) if states.is_empty()) {
