@@ -624,3 +624,19 @@ fn extreme_policy_values_are_refused_and_never_panic() {
     let soak = sim.tick();
     assert!(soak.contains("wave 2 opens at +262142-12-31T23:59:59Z"), "{soak}");
 }
+
+#[test]
+fn a_default_policy_run_on_a_failed_component_ends_paused_instead_of_hanging() {
+    let mut sim = Sim::new(racks(1));
+    sim.observe("r1-c1", "Failed/FirmwareUpdate");
+    sim.create_and_start("run-1", firmware(&all(1), RunPolicy::default()));
+    let first = sim.tick();
+    assert!(first.contains("error phase"), "the hold names the error phase: {first}");
+    assert!(first.contains("pauses after 1800s"), "the hold names the default limit: {first}");
+    sim.advance(1799);
+    sim.tick();
+    assert_eq!(sim.run_status("run-1"), "running (none) wave 1");
+    sim.advance(1);
+    sim.tick();
+    assert_eq!(sim.run_status("run-1"), "paused (readiness_timeout) wave 1");
+}
