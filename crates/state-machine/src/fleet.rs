@@ -355,7 +355,7 @@ impl Fleet {
         match event {
             FleetEvent::InventoryUpserted { racks, .. } => self.upsert_inventory(racks),
             FleetEvent::CoreInventoryImported { racks } => {
-                let owned = crate::ownership::keep_operator_fields(self, racks);
+                let owned = self.keep_operator_fields(racks);
                 self.upsert_inventory(&owned)
             }
             FleetEvent::ComponentObserved {
@@ -813,7 +813,7 @@ impl Fleet {
         }
         let mut effects = Vec::new();
         if status::is_stale(Some(at), now, max_age) {
-            effects = crate::freshness::make_stale(id, entry, at);
+            effects = status::make_stale(id, &mut entry.raw_state, &mut entry.status, at);
         } else if let Some((status, status_effects)) = self.config.mapper.observe(
             id,
             entry.component.kind,

@@ -8,11 +8,11 @@
 //! each, which sets the status to `unknown` (persisted, notified as a phase change, replayed).
 //! Time is always an argument: nothing here reads a clock.
 
-use crate::effect::{Effect, Notification};
+use crate::effect::Effect;
 use crate::error::Rejected;
 use crate::fleet::{ComponentEntry, Fleet, FleetEvent};
-use crate::status::is_stale;
-use steward_proto::{ComponentId, ComponentStatus, Phase, Timestamp};
+use crate::status::{is_stale, make_stale};
+use steward_proto::{ComponentId, Phase, Timestamp};
 
 /// Largest accepted distance of an `observed_at` into the future (Core's clock ahead of ours),
 /// in seconds. Beyond it a pushed observation is refused and one of Core's is dropped (counted).
@@ -77,35 +77,8 @@ impl Fleet {
             .components
             .get_mut(id)
             .ok_or_else(|| Rejected::NotFound { what: "component", id: id.to_string() })?;
-        Ok(make_stale(id, entry, last_observed_at))
+        Ok(make_stale(id, &mut entry.raw_state, &mut entry.status, last_observed_at))
     }
-}
-
-/// Turns `entry`'s status into unknown (stale), forgetting the raw state so that the next
-/// observation, even of the same raw state, derives the status again (and notifies the change).
-/// Nothing happens (no effects) when it is already stale.
-pub(crate) fn make_stale(
-    id: &ComponentId,
-    entry: &mut ComponentEntry,
-    last_observed_at: Timestamp,
-) -> Vec<Effect> {
-    if entry.raw_state.is_none() && entry.status.as_ref().is_none_or(|s| s.phase == Phase::Unknown)
-    {
-        return Vec::new();
-    }
-    let from = entry.status.as_ref().map_or(Phase::Unknown, |s| s.phase);
-    entry.raw_state = None;
-    entry.status =
-        Some(ComponentStatus::unknown(format!("stale: last observed at {last_observed_at}")));
-    let mut effects = vec![Effect::PersistComponentStatus(id.clone())];
-    if from != Phase::Unknown {
-        effects.push(Effect::Notify(Notification::ComponentPhaseChanged {
-            component_id: id.clone(),
-            from,
-            to: Phase::Unknown,
-        }));
-    }
-    effects
 }
 
 /// The label `/metrics` counts a component under at `now`: its effective phase, or `stale`

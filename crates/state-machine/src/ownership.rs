@@ -3,33 +3,36 @@
 //! Core owns what it observes: which components exist, their kinds, serials, manufacturers,
 //! models, positions, firmware and power. The operator owns names, labels and rack locations.
 //! An import of Core's inventory (at every start) therefore adds what is new and updates
-//! Core-owned fields only: [`keep_operator_fields`] rewrites Core's document so that every
+//! Core-owned fields only: [`Fleet::keep_operator_fields`] rewrites Core's document so that every
 //! operator-owned field of a rack or component Steward already knows keeps its current value.
 
 use crate::fleet::Fleet;
 use steward_proto::RackSpec;
 
-/// Core's racks with every operator-owned field of an existing rack or component replaced by
-/// the value Steward already holds.
-pub fn keep_operator_fields(fleet: &Fleet, racks: &[RackSpec]) -> Vec<RackSpec> {
-    racks
-        .iter()
-        .map(|spec| {
-            let mut spec = spec.clone();
-            if let Some(rack) = fleet.racks.get(&spec.id) {
-                spec.name.clone_from(&rack.name);
-                spec.location = rack.location.clone();
-                spec.labels.clone_from(&rack.labels);
-            }
-            for component in &mut spec.components {
-                if let Some(entry) = fleet.components.get(&component.id) {
-                    component.name.clone_from(&entry.component.name);
-                    component.labels.clone_from(&entry.component.labels);
+impl Fleet {
+    /// Core's racks with every operator-owned field of an existing rack or component replaced
+    /// by the value Steward already holds.
+    pub fn keep_operator_fields(&self, racks: &[RackSpec]) -> Vec<RackSpec> {
+        let fleet = self;
+        racks
+            .iter()
+            .map(|spec| {
+                let mut spec = spec.clone();
+                if let Some(rack) = fleet.racks.get(&spec.id) {
+                    spec.name.clone_from(&rack.name);
+                    spec.location = rack.location.clone();
+                    spec.labels.clone_from(&rack.labels);
                 }
-            }
-            spec
-        })
-        .collect()
+                for component in &mut spec.components {
+                    if let Some(entry) = fleet.components.get(&component.id) {
+                        component.name.clone_from(&entry.component.name);
+                        component.labels.clone_from(&entry.component.labels);
+                    }
+                }
+                spec
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
