@@ -192,7 +192,8 @@ impl Api {
         Api { base: base.to_string(), token, http }
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder) -> Answer {
+    /// Sends a request built with [`Api::request`] (with the token, if any).
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Answer {
         let request = match &self.token {
             Some(token) => request.bearer_auth(token),
             None => request,
@@ -208,6 +209,11 @@ impl Api {
         let text = response.text().await.unwrap();
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
         Answer { status, content_type, body, headers }
+    }
+
+    /// A request builder for `path` on this server, for headers the helpers do not set.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, format!("{}{}", self.base, path))
     }
 
     /// GET.

@@ -99,6 +99,7 @@ fn build(racks: usize, stage: Stage) -> (Fleet, Timestamp) {
                     controller_state: raw,
                     power_state: None,
                     firmware_version: None,
+                    observed_at: None,
                 },
                 now,
             );

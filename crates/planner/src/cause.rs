@@ -177,7 +177,7 @@ impl HoldCause {
     /// The message as stored on a target or run hold of a run under `policy`: a readiness hold
     /// also says when the run would pause.
     pub fn message(&self, policy: &RunPolicy) -> String {
-        match (self.gate(), policy.max_wait_seconds) {
+        match (self.gate(), Some(policy.effective_max_wait())) {
             (Gate::Readiness, Some(max_wait)) => {
                 format!("{self} (the run pauses after {max_wait}s of waiting)")
             }
@@ -408,6 +408,10 @@ impl fmt::Display for NotReady {
             ComponentState::Missing => "; held until it is imported",
             ComponentState::NeverObserved { .. } | ComponentState::Stale { .. } => {
                 "; waits until Core reports it ready"
+            }
+            ComponentState::Blocked { phase: Phase::Error, .. } => {
+                "; waits until Core recovers it from the error phase (a failed attempt leaves \
+                 components there)"
             }
             ComponentState::Blocked { .. } => "; waits until ready",
         })

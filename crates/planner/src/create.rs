@@ -18,6 +18,7 @@ use std::sync::Arc;
 use steward_proto::{
     ComponentId, CreateRunRequest, FieldError, Operation, Ordering, RackId, Run, RunId, RunStatus,
     RunStatusReason, Selector, StatusCounts, Target, Timestamp, ValidationErrors, Wave, WaveSpec,
+    validate_id,
 };
 use steward_state_machine::Fleet;
 
@@ -90,6 +91,21 @@ pub fn plan_run(
     if let Err(policy_errors) = request.policy.validate("policy") {
         errors.extend(policy_errors.0);
     }
+    if let Err(bound_errors) = request.policy.validate_bounds("policy") {
+        errors.extend(bound_errors.0);
+    }
+    let table = &fleet.config.service_table;
+    if let Err(state_errors) =
+        request.policy.validate_service_states("policy", |s| table.contains(s))
+    {
+        errors.extend(state_errors.0);
+    }
+    let before = errors.len();
+    validate_request_ids(request, &mut errors);
+    if errors.len() > before {
+        // Ids that break the rules are not looked up (nor echoed in "unknown rack" messages).
+        return Err(CreateError::Invalid(ValidationErrors(errors)));
+    }
     if let Operation::FirmwareUpdate { version, .. } = &request.operation
         && version.trim().is_empty()
     {
@@ -149,6 +165,23 @@ pub fn plan_run(
         updated_at: now,
     };
     Ok(NewRun { run, targets })
+}
+
+/// Every id the request names (and its name) against the id rules of `steward_proto::check_id`.
+fn validate_request_ids(request: &CreateRunRequest, errors: &mut Vec<FieldError>) {
+    if let Some(name) = &request.name {
+        validate_id("name", name, errors);
+    }
+    let selector = &request.selector;
+    for (index, rack) in selector.racks.iter().flatten().enumerate() {
+        validate_id(&format!("selector.racks[{index}]"), rack.as_str(), errors);
+    }
+    for (index, component) in selector.components.iter().flatten().enumerate() {
+        validate_id(&format!("selector.components[{index}]"), component.as_str(), errors);
+    }
+    for (index, run) in selector.exclude_runs.iter().enumerate() {
+        validate_id(&format!("selector.exclude_runs[{index}]"), run.as_str(), errors);
+    }
 }
 
 /// Resolves the selector to racks with components. Returns the chosen racks and, for an empty

@@ -440,7 +440,7 @@ fn plan_run_dispatch<'a>(ctx: &Ctx<'a>, run: &'a Run, st: &mut PlanState<'a>) {
         };
         let previous = target.hold.as_ref().filter(|h| h.gate == cause.gate());
         if let (HoldCause::NotReady(not_ready), Some(max_wait), Some(previous)) =
-            (&cause, policy.max_wait_seconds, previous)
+            (&cause, Some(policy.effective_max_wait()), previous)
             && now - previous.since.max(run.updated_at) >= secs(max_wait)
         {
             // Abandon this run's other decisions: a pausing run claims nothing.

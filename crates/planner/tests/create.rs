@@ -259,7 +259,7 @@ fn dry_run_shows_the_first_holds_without_creating_anything() {
     assert_eq!(
         text,
         [
-            "run-9:r2 [readiness] component r2-c1 (compute) is initializing (Core: HostInitializing), which blocks firmware_control; waits until ready",
+            "run-9:r2 [readiness] component r2-c1 (compute) is initializing (Core: HostInitializing), which blocks firmware_control; waits until ready (the run pauses after 1800s of waiting)",
             "run-9:r3 [conflict] rack r3 busy with run run-1 target run-1:r3 (power_cycle, claimed): firmware_update conflicts with power_cycle on the same rack (rule power_shelf_power_control); retried when that task finishes",
             "run-9:r5 [concurrency] the run would already have 2 racks in flight (max_parallel_racks 2); starts when one finishes",
             "run-9:r6 [wave] waits for wave 1 to finish, then wave 2 opens",

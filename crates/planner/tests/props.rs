@@ -287,6 +287,7 @@ fn build(case: &Case) -> World {
                     controller_state: raw,
                     power_state: None,
                     firmware_version: None,
+                    observed_at: None,
                 });
                 world.now = at;
             }
@@ -614,6 +615,7 @@ fn run_step(world: &mut World, step: &Step) -> Result<(), TestCaseError> {
                         controller_state: raw,
                         power_state: None,
                         firmware_version: None,
+                        observed_at: None,
                     });
                 }
             }
@@ -648,8 +650,7 @@ proptest! {
             let kind = world.fleet.components[&id].component.kind;
             let raw = raw_state(kind, 0).unwrap();
             world.must(FleetEvent::ComponentObserved { initiator: String::new(),
-                component_id: id, controller_state: raw, power_state: None, firmware_version: None,
-            })?;
+                component_id: id, controller_state: raw, power_state: None, firmware_version: None, observed_at: None })?;
         }
         let runs = world.run_ids();
         for run_id in &runs {
@@ -677,8 +678,7 @@ proptest! {
             for id in ids {
                 let kind = world.fleet.components[&id].component.kind;
                 world.try_apply(FleetEvent::ComponentObserved { initiator: String::new(),
-                    component_id: id, controller_state: raw_state(kind, 0).unwrap(), power_state: None, firmware_version: None,
-                });
+                    component_id: id, controller_state: raw_state(kind, 0).unwrap(), power_state: None, firmware_version: None, observed_at: None });
             }
             if world.fleet.runs.values().all(|r| r.status.is_terminal()) {
                 break;

@@ -336,13 +336,13 @@ fn unknown_component_holds_its_rack_until_observed_ready() {
         r#"
         > rack r9 is imported; Core has not reported its components yet
         > tick at 12:00:00
-        hold run-1:r9 [readiness]: component r9-c1 (compute) has no status yet (never observed); waits until Core reports it ready
+        hold run-1:r9 [readiness]: component r9-c1 (compute) has no status yet (never observed); waits until Core reports it ready (the run pauses after 1800s of waiting)
         > tick at 12:00:00
         (nothing)
         > core reports r9-c1 HostInitializing/Discovery and r9-c2 ready
         > tick at 12:00:00
-        hold run-1:r9 [readiness]: component r9-c1 (compute) is initializing (Core: HostInitializing/Discovery), which blocks firmware_control; waits until ready
-        stored hold: readiness: component r9-c1 (compute) is initializing (Core: HostInitializing/Discovery), which blocks firmware_control; waits until ready
+        hold run-1:r9 [readiness]: component r9-c1 (compute) is initializing (Core: HostInitializing/Discovery), which blocks firmware_control; waits until ready (the run pauses after 1800s of waiting)
+        stored hold: readiness: component r9-c1 (compute) is initializing (Core: HostInitializing/Discovery), which blocks firmware_control; waits until ready (the run pauses after 1800s of waiting)
         > core reports r9-c1 Ready
         > tick at 12:00:00
         claim run-1:r9 (lease until 2026-01-05T12:00:30Z)
@@ -379,10 +379,10 @@ fn readiness_fast_path_trusts_the_hold_component_never_its_message() {
         &t.text(),
         r#"
         > tick at 12:00:00
-        hold run-1:r1 [readiness]: component r1-c1 (compute) is initializing (Core: HostInitializing/Discovery), which blocks firmware_control; waits until ready
+        hold run-1:r1 [readiness]: component r1-c1 (compute) is initializing (Core: HostInitializing/Discovery), which blocks firmware_control; waits until ready (the run pauses after 1800s of waiting)
         > the stored message is garbled (it names r1-c2); the component field still says r1-c1
         > tick at 12:00:00
-        hold run-1:r1 [readiness]: component r1-c1 (compute) is initializing (Core: HostInitializing/Discovery), which blocks firmware_control; waits until ready
+        hold run-1:r1 [readiness]: component r1-c1 (compute) is initializing (Core: HostInitializing/Discovery), which blocks firmware_control; waits until ready (the run pauses after 1800s of waiting)
         > r1-c2 goes to rma: the fast path sees r1-c1 unchanged and does not re-read the rack
         > tick at 12:00:00
         (nothing)
@@ -457,7 +457,7 @@ fn not_ready_with_on_not_ready_skip_is_skipped_but_unknown_still_holds() {
         > after a restart only r1's components were re-observed; r1-c1 is in use
         > tick at 12:00:00
         skip run-1:r1: component r1-c1 (compute) is in_use (Core: Assigned/Ready), which blocks firmware_control; skipped (on_not_ready skip)
-        hold run-1:r2 [readiness]: component r2-c1 (compute) has no fresh status (not re-observed since restart); waits until Core reports it ready
+        hold run-1:r2 [readiness]: component r2-c1 (compute) has no fresh status (not re-observed since restart); waits until Core reports it ready (the run pauses after 1800s of waiting)
         "#,
     );
 }
@@ -575,7 +575,7 @@ fn global_limit_is_shared_by_runs_oldest_first() {
 }
 
 #[test]
-fn extreme_policy_values_never_panic() {
+fn extreme_policy_values_are_refused_and_never_panic() {
     let mut sim = Sim::new(racks(2));
     let policy = RunPolicy {
         max_parallel_racks: u32::MAX,
@@ -586,7 +586,36 @@ fn extreme_policy_values_never_panic() {
         max_wait_seconds: Some(u64::MAX),
         ..RunPolicy::default()
     };
-    sim.create_and_start("run-1", firmware(&all(2), policy));
+    let refused = steward_planner::plan_run(
+        &sim.fleet,
+        &firmware(&all(2), policy.clone()),
+        RunId::new("run-1"),
+        "op",
+        sim.now,
+    );
+    let Err(steward_planner::CreateError::Invalid(errors)) = refused else {
+        panic!("durations over the bound must be refused: {refused:?}")
+    };
+    let fields: Vec<&str> = errors.0.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        ["policy.soak_seconds", "policy.max_wait_seconds", "policy.claim_lease_seconds"]
+    );
+    // A run logged before the bound existed still replays and plans without panicking.
+    let mut new_run = steward_planner::plan_run(
+        &sim.fleet,
+        &firmware(
+            &all(2),
+            RunPolicy { waves: WaveSpec::Equal { count: 2 }, ..RunPolicy::default() },
+        ),
+        RunId::new("run-1"),
+        "op",
+        sim.now,
+    )
+    .unwrap();
+    new_run.run.policy = policy;
+    sim.apply(FleetEvent::RunCreated { run: Box::new(new_run.run), targets: new_run.targets });
+    sim.apply(FleetEvent::RunStarted { run_id: RunId::new("run-1") });
     sim.config.global_max_parallel = Some(u32::MAX);
     let first = sim.tick();
     assert!(first.starts_with("claim run-1:r1 (lease until +262142-12-31T23:59:59Z)"), "{first}");
@@ -594,4 +623,20 @@ fn extreme_policy_values_never_panic() {
     sim.finish("run-1:r1", Completed);
     let soak = sim.tick();
     assert!(soak.contains("wave 2 opens at +262142-12-31T23:59:59Z"), "{soak}");
+}
+
+#[test]
+fn a_default_policy_run_on_a_failed_component_ends_paused_instead_of_hanging() {
+    let mut sim = Sim::new(racks(1));
+    sim.observe("r1-c1", "Failed/FirmwareUpdate");
+    sim.create_and_start("run-1", firmware(&all(1), RunPolicy::default()));
+    let first = sim.tick();
+    assert!(first.contains("error phase"), "the hold names the error phase: {first}");
+    assert!(first.contains("pauses after 1800s"), "the hold names the default limit: {first}");
+    sim.advance(1799);
+    sim.tick();
+    assert_eq!(sim.run_status("run-1"), "running (none) wave 1");
+    sim.advance(1);
+    sim.tick();
+    assert_eq!(sim.run_status("run-1"), "paused (readiness_timeout) wave 1");
 }

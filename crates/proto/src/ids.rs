@@ -106,3 +106,65 @@ impl TargetId {
         Self::new(format!("{run}:{rack}"))
     }
 }
+
+/// Longest accepted id, in characters (racks, components, runs, hooks, webhooks).
+pub const MAX_ID_CHARS: usize = 128;
+
+/// Checks one id against the id rules: not empty, at most [`MAX_ID_CHARS`] characters, no
+/// control characters (NUL, newlines, terminal escapes) or other non-printable characters, and
+/// not `.` or `..` (which cannot be addressed in a URL path). The error says which rule failed.
+pub fn check_id(value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        return Err("must not be empty".to_string());
+    }
+    let chars = value.chars().count();
+    if chars > MAX_ID_CHARS {
+        return Err(format!("is {chars} characters long; the limit is {MAX_ID_CHARS}"));
+    }
+    if value == "." || value == ".." {
+        return Err(format!("{value:?} is not a valid id"));
+    }
+    if let Some(bad) = value.chars().find(|c| !is_printable(*c)) {
+        return Err(format!(
+            "contains the non-printable character U+{:04X}; ids are printable text",
+            u32::from(bad)
+        ));
+    }
+    Ok(())
+}
+
+/// Printable: no control characters, no whitespace other than the plain space, no format
+/// characters that reorder or hide text (bidi overrides, zero-width characters).
+fn is_printable(c: char) -> bool {
+    if c.is_control() || (c.is_whitespace() && c != ' ') {
+        return false;
+    }
+    !matches!(u32::from(c), 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x206F | 0xFEFF)
+}
+
+/// Checks `value` against the id rules and records a violation under `field`.
+pub fn validate_id(field: &str, value: &str, errors: &mut Vec<crate::FieldError>) {
+    if let Err(message) = check_id(value) {
+        errors.push(crate::FieldError::new(field, message));
+    }
+}
+
+#[cfg(test)]
+mod id_rules {
+    use super::*;
+
+    #[test]
+    fn accepts_ordinary_ids() {
+        for id in ["rack-001", "r.1", "a b", "rack_é", "...", &"x".repeat(MAX_ID_CHARS)] {
+            assert_eq!(check_id(id), Ok(()), "{id:?}");
+        }
+    }
+
+    #[test]
+    fn refuses_what_cannot_be_shown_or_addressed() {
+        for id in ["", ".", "..", "a\0b", "a\nb", "\u{1b}[31m", "a\u{202e}b", "tab\t"] {
+            assert!(check_id(id).is_err(), "{id:?}");
+        }
+        assert!(check_id(&"x".repeat(MAX_ID_CHARS + 1)).is_err());
+    }
+}

@@ -23,7 +23,10 @@ pub use component::{
 };
 pub use error::{FieldError, ValidationErrors};
 pub use event::EventRecord;
-pub use ids::{ComponentId, IdempotencyKey, RackId, RunId, ServiceState, TargetId, TaskId};
+pub use ids::{
+    ComponentId, IdempotencyKey, MAX_ID_CHARS, RackId, RunId, ServiceState, TargetId, TaskId,
+    check_id, validate_id,
+};
 pub use inventory::{ComponentSpec, InventoryUpsert, RackSpec};
 pub use mapping::PhaseMappingOverride;
 pub use operation::{Operation, OperationKind};

@@ -218,10 +218,24 @@ impl Default for RunPolicy {
     }
 }
 
+/// How long a readiness hold lasts when the policy sets no `max_wait_seconds` (30 minutes):
+/// then the run pauses with `readiness_timeout`, so a default run never waits for ever.
+pub const DEFAULT_MAX_WAIT_SECONDS: u64 = 30 * 60;
+
+/// Upper bound of every duration in a policy, in seconds (30 days): a longer soak, wait, backoff
+/// or lease is a mistake, and unbounded values overflow date arithmetic.
+pub const MAX_POLICY_SECONDS: u64 = 30 * 24 * 60 * 60;
+
 /// Service states a run may touch when the policy does not say.
 pub const DEFAULT_DISALLOWED_SERVICE_STATES: [&str; 2] = ["rma", "decommissioned"];
 
 impl RunPolicy {
+    /// The readiness wait after which the run pauses: `max_wait_seconds`, or
+    /// [`DEFAULT_MAX_WAIT_SECONDS`] when unset.
+    pub fn effective_max_wait(&self) -> u64 {
+        self.max_wait_seconds.unwrap_or(DEFAULT_MAX_WAIT_SECONDS)
+    }
+
     /// Whether a component in `state` may be operated on under this policy.
     pub fn allows_service_state(&self, state: &ServiceState) -> bool {
         match &self.allowed_service_states {
@@ -245,7 +259,7 @@ impl RunPolicy {
         if self.max_wait_seconds == Some(0) {
             errors.push(FieldError::new(
                 path("max_wait_seconds"),
-                "must be at least 1 (omit it to wait forever)",
+                "must be at least 1 (omit it for the default of 30 minutes)",
             ));
         }
         if matches!(&self.allowed_service_states, Some(states) if states.is_empty()) {
@@ -255,14 +269,7 @@ impl RunPolicy {
             ));
         }
         for (index, window) in self.maintenance_windows.iter().enumerate() {
-            for (name, value) in [("start", &window.start), ("end", &window.end)] {
-                if parse_hhmm(value).is_none() {
-                    errors.push(FieldError::new(
-                        path(&format!("maintenance_windows[{index}].{name}")),
-                        format!("{value:?} is not a time of day as HH:MM (00:00 to 23:59, UTC)"),
-                    ));
-                }
-            }
+            validate_window(window, &path(&format!("maintenance_windows[{index}]")), &mut errors);
         }
         if self.max_attempts == 0 {
             errors.push(FieldError::new(path("max_attempts"), "must be at least 1"));
@@ -272,6 +279,83 @@ impl RunPolicy {
         }
         validate_conflict_retry(&self.conflict_retry, &path("conflict_retry"), &mut errors);
         ValidationErrors::from_vec(errors)
+    }
+
+    /// Checks the documented upper bound of every duration ([`MAX_POLICY_SECONDS`]). Checked
+    /// when a run is created, not when a logged run is replayed, so logs written before the
+    /// bound existed still replay.
+    pub fn validate_bounds(&self, prefix: &str) -> Result<(), ValidationErrors> {
+        let errors = self
+            .durations()
+            .into_iter()
+            .filter(|(_, seconds)| *seconds > MAX_POLICY_SECONDS)
+            .map(|(field, seconds)| {
+                FieldError::new(
+                    format!("{prefix}.{field}"),
+                    format!(
+                        "{seconds} is over the limit of {MAX_POLICY_SECONDS} seconds (30 days)"
+                    ),
+                )
+            })
+            .collect();
+        ValidationErrors::from_vec(errors)
+    }
+
+    /// Every duration of the policy with its field path (relative to the policy).
+    fn durations(&self) -> [(&'static str, u64); 7] {
+        [
+            ("soak_seconds", self.soak_seconds),
+            ("max_wait_seconds", self.max_wait_seconds.unwrap_or(0)),
+            ("retry_backoff_seconds", self.retry_backoff_seconds),
+            ("claim_lease_seconds", self.claim_lease_seconds),
+            ("conflict_retry.timeout_seconds", self.conflict_retry.timeout_seconds),
+            ("conflict_retry.initial_delay_seconds", self.conflict_retry.initial_delay_seconds),
+            ("conflict_retry.max_delay_seconds", self.conflict_retry.max_delay_seconds),
+        ]
+    }
+
+    /// Checks `allowed_service_states` against the states a site's table knows: a name the
+    /// table lacks is a typo that would silently skip every component.
+    pub fn validate_service_states(
+        &self,
+        prefix: &str,
+        known: impl Fn(&ServiceState) -> bool,
+    ) -> Result<(), ValidationErrors> {
+        let errors = self
+            .allowed_service_states
+            .iter()
+            .flatten()
+            .enumerate()
+            .filter(|(_, state)| !known(state))
+            .map(|(index, state)| {
+                FieldError::new(
+                    format!("{prefix}.allowed_service_states[{index}]"),
+                    format!("unknown service state {state}"),
+                )
+            })
+            .collect();
+        ValidationErrors::from_vec(errors)
+    }
+}
+
+fn validate_window(window: &MaintenanceWindow, path: &str, errors: &mut Vec<FieldError>) {
+    let mut times = Vec::new();
+    for (name, value) in [("start", &window.start), ("end", &window.end)] {
+        match parse_hhmm(value) {
+            Some(minutes) => times.push(minutes),
+            None => errors.push(FieldError::new(
+                format!("{path}.{name}"),
+                format!("{value:?} is not a time of day as HH:MM (00:00 to 23:59, UTC)"),
+            )),
+        }
+    }
+    if let [start, end] = times[..]
+        && start == end
+    {
+        errors.push(FieldError::new(
+            format!("{path}.end"),
+            "must differ from start (a window whose start equals its end would be always open)",
+        ));
     }
 }
 

@@ -26,12 +26,29 @@ pub struct Selector {
     /// Every rack.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub all: Option<bool>,
-    /// Narrow each rack to these component kinds.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Narrow each rack to these component kinds (absent: every kind; an empty list is refused,
+    /// because "no kind" reading as "every kind" would widen the run).
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "non_empty")]
     pub kinds: Vec<ComponentKind>,
     /// Leave out racks covered by these earlier runs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exclude_runs: Vec<RunId>,
+}
+
+/// Deserializes a list that, when given, must not be empty.
+fn non_empty<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    let items = Vec::<T>::deserialize(deserializer)?;
+    if items.is_empty() {
+        return Err(serde::de::Error::invalid_length(
+            0,
+            &"at least one item (omit the field for every item)",
+        ));
+    }
+    Ok(items)
 }
 
 /// Number of targets in each status; maintained incrementally, never by scanning.

@@ -55,7 +55,20 @@ impl Handle {
         answer.await.map_err(|_| CommandError::ShuttingDown)?
     }
 
-    /// Creates or updates racks and their components (admin).
+    /// Imports Core's inventory: new racks and components are added; existing ones get
+    /// Core-owned fields only (kind, serial, model, position, firmware, power), never the
+    /// operator's names, labels or locations.
+    pub async fn import_core_inventory(
+        &self,
+        inventory: InventoryUpsert,
+    ) -> Result<InventorySummary, CommandError> {
+        match self.command(Command::ImportCoreInventory { inventory }).await? {
+            Reply::Inventory(summary) => Ok(summary),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Upserts racks with their components (the operator's inventory: every field is set).
     pub async fn upsert_inventory(
         &self,
         inventory: InventoryUpsert,

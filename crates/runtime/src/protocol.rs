@@ -170,6 +170,12 @@ pub enum Command {
         /// Who asked.
         initiator: String,
     },
+    /// Core's inventory, imported at start: adds what is new and updates Core-owned fields
+    /// only, never operator-owned ones (names, labels, locations).
+    ImportCoreInventory {
+        /// Core's fleet.
+        inventory: InventoryUpsert,
+    },
     /// Push raw Core states.
     Observe {
         /// The observations.

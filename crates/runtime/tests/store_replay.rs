@@ -110,6 +110,7 @@ fn script() -> Vec<FleetEvent> {
             controller_state: "Ready".into(),
             power_state: Some("on".into()),
             firmware_version: None,
+            observed_at: None,
         },
         FleetEvent::ComponentObserved {
             initiator: String::new(),
@@ -117,6 +118,7 @@ fn script() -> Vec<FleetEvent> {
             controller_state: "Assigned/Ready".into(),
             power_state: None,
             firmware_version: None,
+            observed_at: None,
         },
         FleetEvent::ServiceStateChanged {
             component_id: ComponentId::new("r3-shelf"),

@@ -90,6 +90,7 @@ fn observed(id: &ComponentId, state: &str, firmware: &str) -> FleetEvent {
         controller_state: state.into(),
         power_state: Some("on".into()),
         firmware_version: Some(firmware.into()),
+        observed_at: None,
     }
 }
 

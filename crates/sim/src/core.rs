@@ -65,12 +65,17 @@ pub struct SimConfig {
     /// Whether a submit on a rack with an unfinished task returns a conflict (as a real Core
     /// does); on by default.
     pub rack_exclusive: bool,
-    /// If set, components left in an error state by a failed task return to ready this long
-    /// after the failure (an automatic repair); by default they stay failed.
+    /// Components left in an error state by a failed task return to ready this long after the
+    /// failure (an automatic repair, as a site's remediation would do). Default 30 seconds, so
+    /// the demo and a default `serve` never wait for ever on a failed component; `0` (or no
+    /// value) keeps failed components failed.
     pub recover_after_ms: Option<u64>,
     /// Journal file standing for Core's own durable state; none keeps everything in memory.
     pub journal: Option<PathBuf>,
 }
+
+/// Default of [`SimConfig::recover_after_ms`]: a failed component recovers after 30 seconds.
+pub const DEFAULT_RECOVER_AFTER_MS: u64 = 30_000;
 
 impl Default for SimConfig {
     fn default() -> Self {
@@ -87,7 +92,7 @@ impl Default for SimConfig {
             failure_rate: FailureRates::default(),
             conflict_rate: 0.0,
             rack_exclusive: true,
-            recover_after_ms: None,
+            recover_after_ms: Some(DEFAULT_RECOVER_AFTER_MS),
             journal: None,
         }
     }
@@ -1032,7 +1037,8 @@ impl State {
                 Operation::FirmwareUpdate { version, .. } => c.firmware = version.clone(),
             }
         }
-        if let (Some(ms), false) = (self.recover_after_ms, task.failed_components.is_empty()) {
+        let recover_after = self.recover_after_ms.filter(|ms| *ms > 0);
+        if let (Some(ms), false) = (recover_after, task.failed_components.is_empty()) {
             self.timeline.push(Reverse((task.end() + millis(ms), index, Settle::Recover)));
         }
     }

@@ -12,7 +12,8 @@
 //!   change (never by scanning), also after the run is terminal: they are bookkeeping, not run
 //!   events. A status change also persists the run (its counts changed).
 //! - `last_observed_at` is memory only: `ComponentObserved` always refreshes it, even when the
-//!   observation is identical (which yields no effects and need not be logged).
+//!   observation is identical (which yields no effects and need not be logged). It holds Core's
+//!   `observed_at`, never an older one than before (see `freshness.rs`).
 //! - A fleet built from stored rows instead of by replay must call [`Fleet::rebuild_indexes`].
 
 use crate::effect::{Effect, Effects, SubmitTask};
@@ -118,6 +119,10 @@ pub enum FleetEvent {
         /// Firmware version, if reported.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         firmware_version: Option<String>,
+        /// When Core observed it (absent: when the event was logged). The reducer clamps it to
+        /// its `now` and never logs an observation older than the component's current one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        observed_at: Option<Timestamp>,
     },
     /// An operator moved a component to another service state.
     ServiceStateChanged {
@@ -266,6 +271,21 @@ pub enum FleetEvent {
         #[serde(default)]
         component_results: BTreeMap<ComponentId, TaskStatus>,
     },
+    /// Core's inventory imported at start: adds new racks and components and updates
+    /// Core-owned fields of existing ones; operator-owned ones (names, labels, rack locations)
+    /// are never overwritten.
+    CoreInventoryImported {
+        /// Core's racks, each with its components.
+        racks: Vec<RackSpec>,
+    },
+    /// A component's last observation crossed `status_max_age`: its status becomes `unknown`
+    /// (stale) until Core reports it again. Emitted by the reducer's tick from `now`.
+    ComponentStale {
+        /// The component.
+        component_id: ComponentId,
+        /// When it was last observed.
+        last_observed_at: Timestamp,
+    },
 }
 
 /// The persisted part of a [`Fleet`] (everything but the config and `last_observed_at`), for
@@ -352,19 +372,28 @@ impl Fleet {
     ) -> Result<Vec<Effect>, Rejected> {
         match event {
             FleetEvent::InventoryUpserted { racks, .. } => self.upsert_inventory(racks),
+            FleetEvent::CoreInventoryImported { racks } => {
+                let owned = self.keep_operator_fields(racks);
+                self.upsert_inventory(&owned)
+            }
             FleetEvent::ComponentObserved {
                 component_id,
                 controller_state,
                 power_state,
                 firmware_version,
+                observed_at,
                 ..
             } => self.observe_component(
                 component_id,
                 controller_state,
                 power_state.as_deref(),
                 firmware_version.as_deref(),
+                observed_at.map_or(now, |at| at.min(now)),
                 now,
             ),
+            FleetEvent::ComponentStale { component_id, last_observed_at } => {
+                self.mark_stale(component_id, *last_observed_at)
+            }
             FleetEvent::ServiceStateChanged { component_id, to, initiator, note } => {
                 let entry = self
                     .components
@@ -787,17 +816,27 @@ impl Fleet {
         Ok(rack_effects)
     }
 
+    /// Applies an observation made at `at` (Core's time, at most `now`). One older than the
+    /// component's current observation changes nothing; one already older than
+    /// `status_max_age` records its facts but leaves the status unknown (stale).
     fn observe_component(
         &mut self,
         id: &ComponentId,
         raw: &str,
         power_state: Option<&str>,
         firmware_version: Option<&str>,
+        at: Timestamp,
         now: Timestamp,
     ) -> Result<Vec<Effect>, Rejected> {
+        let max_age = self.config.status_max_age;
         let entry = self.components.get_mut(id).ok_or_else(|| not_found("component", id))?;
+        if entry.last_observed_at.is_some_and(|last| at < last) {
+            return Ok(Vec::new());
+        }
         let mut effects = Vec::new();
-        if let Some((status, status_effects)) = self.config.mapper.observe(
+        if status::is_stale(Some(at), now, max_age) {
+            effects = status::make_stale(id, &mut entry.raw_state, &mut entry.status, at);
+        } else if let Some((status, status_effects)) = self.config.mapper.observe(
             id,
             entry.component.kind,
             entry.raw_state.as_deref(),
@@ -824,7 +863,7 @@ impl Fleet {
         if facts_changed {
             effects.push(Effect::PersistComponent(id.clone()));
         }
-        entry.last_observed_at = Some(now);
+        entry.last_observed_at = Some(at);
         Ok(effects)
     }
 

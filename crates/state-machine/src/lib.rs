@@ -8,7 +8,9 @@
 pub mod effect;
 pub mod error;
 pub mod fleet;
+pub mod freshness;
 pub mod machine;
+pub mod ownership;
 pub mod run;
 pub mod service;
 pub mod site;
@@ -22,6 +24,7 @@ pub use error::Rejected;
 pub use fleet::{
     ComponentEntry, Fleet, FleetConfig, FleetEvent, FleetSnapshot, PersistedComponent,
 };
+pub use freshness::{MAX_CLOCK_SKEW_SECONDS, ObservationTime, components_by_phase};
 pub use machine::{Machine, Row, guard, require_pair, require_row};
 pub use run::{RUN_ROWS, RunEvent, RunEventKind, RunMachine};
 pub use service::{ServiceTable, ServiceTableError};

@@ -279,6 +279,14 @@ impl Machine for RunMachine {
                 status_change(state, next, text)
             }
             RunEvent::Resume { initiator } => {
+                if state.status_reason == RunStatusReason::WaveGate {
+                    // Only `advance`, with its `expected_wave` check, opens a wave.
+                    return refuse(format!(
+                        "the run is paused at the gate before wave {}; advance it (with \
+                         expected_wave) to open the next wave",
+                        state.current_wave + 1
+                    ));
+                }
                 let mut text = format!("resumed by {initiator}");
                 if state.status_reason == RunStatusReason::SafetyGate {
                     let mut acknowledged = 0;
@@ -287,10 +295,6 @@ impl Machine for RunMachine {
                         wave.acknowledged_failures = wave.counts.failures();
                     }
                     text.push_str(&format!("; {acknowledged} failures acknowledged"));
-                } else if state.status_reason == RunStatusReason::WaveGate
-                    && open_next_wave(&mut next, None, now).is_ok()
-                {
-                    text.push_str(&format!("; wave {} opened", next.current_wave));
                 }
                 next.status = S::Running;
                 next.status_reason = RunStatusReason::None;

@@ -381,3 +381,29 @@ pub fn effective_status(
         Some(status) => status.clone(),
     }
 }
+
+/// Turns a component's status into unknown (stale), forgetting the raw state so that the next
+/// observation, even of the same raw state, derives the status again (and notifies the change).
+/// Nothing happens (no effects) when it is already stale.
+pub(crate) fn make_stale(
+    id: &ComponentId,
+    raw_state: &mut Option<String>,
+    status: &mut Option<ComponentStatus>,
+    last_observed_at: Timestamp,
+) -> Vec<Effect> {
+    if raw_state.is_none() && status.as_ref().is_none_or(|s| s.phase == Phase::Unknown) {
+        return Vec::new();
+    }
+    let from = status.as_ref().map_or(Phase::Unknown, |s| s.phase);
+    *raw_state = None;
+    *status = Some(ComponentStatus::unknown(format!("stale: last observed at {last_observed_at}")));
+    let mut effects = vec![Effect::PersistComponentStatus(id.clone())];
+    if from != Phase::Unknown {
+        effects.push(Effect::Notify(Notification::ComponentPhaseChanged {
+            component_id: id.clone(),
+            from,
+            to: Phase::Unknown,
+        }));
+    }
+    effects
+}

@@ -71,6 +71,7 @@ fn scenario() -> Vec<FleetEvent> {
             controller_state: "Ready".into(),
             power_state: None,
             firmware_version: None,
+            observed_at: None,
         },
         FleetEvent::ServiceStateChanged {
             component_id: "c1".into(),

@@ -179,6 +179,7 @@ fn realise(op: &Op, fleet: &Fleet, now: Timestamp, next_task: &mut u32) -> Fleet
             controller_state: RAW_STATES[*s as usize].to_string(),
             power_state: p.map(|p| if p == 0 { "on".into() } else { "off".into() }),
             firmware_version: None,
+            observed_at: None,
         },
         Op::Service(r, w, s) => FleetEvent::ServiceStateChanged {
             component_id: component_id(*r, *w),
@@ -395,6 +396,14 @@ fn legal_candidates(fleet: &Fleet, now: Timestamp, next_task: u32) -> Vec<FleetE
         let run_id = run.id.clone();
         match run.status {
             RunStatus::Pending => out.push(FleetEvent::RunStarted { run_id: run_id.clone() }),
+            // At a wave gate only `advance` opens the next wave; `resume` is refused there.
+            RunStatus::Paused if run.status_reason == RunStatusReason::WaveGate => {
+                out.push(FleetEvent::RunAdvanced {
+                    run_id: run_id.clone(),
+                    expected_wave: None,
+                    initiator: "op".into(),
+                })
+            }
             RunStatus::Paused => {
                 out.push(FleetEvent::RunResumed { run_id: run_id.clone(), initiator: "op".into() })
             }

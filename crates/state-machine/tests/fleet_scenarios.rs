@@ -143,6 +143,7 @@ fn inventory_upsert_is_idempotent_and_keeps_state() {
         controller_state: "Ready".into(),
         power_state: Some("on".into()),
         firmware_version: None,
+        observed_at: None,
     };
     apply(&mut f, &observe, t0()).unwrap();
     let effects = apply(&mut f, &inventory(&["r1", "r2"]), at(1)).unwrap();
@@ -172,6 +173,7 @@ fn observations_freshness_and_identical_reobservation() {
         controller_state: state.into(),
         power_state: None,
         firmware_version: None,
+        observed_at: None,
     };
     let effects = apply(&mut f, &observe("Ready"), t0()).unwrap();
     assert!(effects.contains(&Effect::PersistComponentStatus(id.clone())));
@@ -196,6 +198,7 @@ fn observations_freshness_and_identical_reobservation() {
                 controller_state: "Ready".into(),
                 power_state: None,
                 firmware_version: None,
+                observed_at: None
             },
             t0()
         )

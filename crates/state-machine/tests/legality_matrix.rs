@@ -259,7 +259,12 @@ fn run_table_is_the_reviewed_table_and_matrix_holds() {
         RUN_GOLDEN,
         |s, k| {
             let second = (k == RunEventKind::Finish).then_some(Completed);
-            (run_in(s, Completed, second), run_event(k))
+            let mut run = run_in(s, Completed, second);
+            // At a wave gate only advance is legal; resume's representative pause is the operator's.
+            if k == RunEventKind::Resume && s == RunStatus::Paused {
+                run.status_reason = RunStatusReason::OperatorPaused;
+            }
+            (run, run_event(k))
         },
         |s, k| {
             [(Completed, Completed), (Completed, Failed), (Failed, Failed), (Skipped, Failed)]

@@ -138,13 +138,15 @@ fn auto_advance_is_running_to_running_with_persist_only() {
 }
 
 #[test]
-fn resume_at_wave_gate_advances() {
+fn resume_at_wave_gate_is_refused_with_advice_to_advance() {
     let (mut r, _) = step(&run(&[1, 1]), &RunEvent::Start, t0()).unwrap();
     settle(&mut r, 1, 1, TargetStatus::Completed);
     let pause = RunEvent::Pause { reason: RunStatusReason::WaveGate, message: String::new() };
     let (paused, _) = step(&r, &pause, t0()).unwrap();
-    let (resumed, _) = step(&paused, &RunEvent::Resume { initiator: "bob".into() }, t0()).unwrap();
-    assert_eq!((resumed.status, resumed.current_wave), (RunStatus::Running, 2));
+    let refused = step(&paused, &RunEvent::Resume { initiator: "bob".into() }, t0()).unwrap_err();
+    assert!(refused.to_string().contains("advance"), "{refused}");
+    let (advanced, _) = step(&paused, &advance(Some(2)), t0()).unwrap();
+    assert_eq!((advanced.status, advanced.current_wave), (RunStatus::Running, 2));
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! The HTTP API (axum) over a [`Handle`]: every route of API.md §2, bearer-token auth with roles,
-//! problem+json errors, a 4 MiB body limit, `/healthz` and `/readyz` (`health.rs`) and
-//! Prometheus `/metrics`.
+//! problem+json errors, a 4 MiB body limit, browser and network safety ([`guard`]), `/healthz`
+//! and `/readyz` (`health.rs`) and Prometheus `/metrics`.
 //!
 //! The server is a thin translation layer: it parses and validates JSON (errors name the field),
 //! passes the caller's token name as the initiator, and maps [`steward_runtime::CommandError`]s to
@@ -11,7 +11,9 @@
 
 mod admin;
 pub mod auth;
+pub mod guard;
 mod health;
+mod params;
 pub mod problem;
 mod routes;
 pub mod server;
@@ -60,7 +62,8 @@ pub fn router(state: ApiState) -> Router {
     let auth = state.auth.clone();
     routes::routes()
         .with_state(state)
-        .layer(axum::middleware::from_fn_with_state(auth, auth::authenticate))
+        .layer(axum::middleware::from_fn_with_state(auth.clone(), auth::authenticate))
+        .layer(axum::middleware::from_fn_with_state(auth, guard::guard))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(problemize))
         .layer(axum::middleware::from_fn(access_log))
@@ -107,6 +110,8 @@ async fn problemize(response: Response) -> Response {
         404 => "not-found",
         405 => "method-not-allowed",
         413 => "payload-too-large",
+        415 => "unsupported-media-type",
+        431 => "header-too-large",
         400 | 422 => "validation",
         _ => "error",
     };

@@ -173,6 +173,10 @@ fn locate(value: &serde_json::Value, message: &str, at: String) -> Option<String
             return Some(join(&path));
         }
     }
+    // An empty list refused by its length: the error is about the list, not its first item.
+    if let (true, Some(list)) = (message.starts_with("invalid length 0"), at.strip_suffix("[0]")) {
+        return Some(list.to_string());
+    }
     if !at.is_empty() {
         return Some(at);
     }

@@ -4,6 +4,7 @@
 
 use super::ApiState;
 use super::auth::Caller;
+use super::params::{ValidId, check_rack_filter, check_service_state};
 use super::problem::{Problem, parse_body, parse_optional_body, parse_value};
 use axum::Router;
 use axum::body::Bytes;
@@ -80,7 +81,7 @@ async fn racks(State(state): State<ApiState>) -> ApiResult {
     json_ok(state.handle.racks().await?)
 }
 
-async fn rack(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResult {
+async fn rack(State(state): State<ApiState>, ValidId(id): ValidId) -> ApiResult {
     json_ok(state.handle.rack(RackId::new(id)).await?)
 }
 
@@ -93,18 +94,24 @@ async fn components(
         .filter(|(_, v)| !v.is_empty())
         .map(|(k, v)| (k, Value::String(v)))
         .collect();
+    if let Some(Value::String(rack)) = object.get("rack") {
+        check_rack_filter(rack)?;
+    }
+    if let Some(Value::String(service_state)) = object.get("service_state") {
+        check_service_state(&state.service_table, service_state)?;
+    }
     let filter: ComponentFilter = parse_value(Value::Object(object))?;
     json_ok(state.handle.components(filter).await?)
 }
 
-async fn component(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResult {
+async fn component(State(state): State<ApiState>, ValidId(id): ValidId) -> ApiResult {
     json_ok(state.handle.component(ComponentId::new(id)).await?)
 }
 
 async fn set_service_state(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
+    ValidId(id): ValidId,
     body: Bytes,
 ) -> ApiResult {
     let request: ServiceStateRequest = parse_body(&body)?;
@@ -118,7 +125,7 @@ async fn set_service_state(
     json_ok(view)
 }
 
-async fn history(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResult {
+async fn history(State(state): State<ApiState>, ValidId(id): ValidId) -> ApiResult {
     json_ok(state.handle.history(ComponentId::new(id)).await?)
 }
 
@@ -160,18 +167,18 @@ async fn runs(State(state): State<ApiState>) -> ApiResult {
     json_ok(state.handle.runs().await?)
 }
 
-async fn run(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResult {
+async fn run(State(state): State<ApiState>, ValidId(id): ValidId) -> ApiResult {
     json_ok(state.handle.run(RunId::new(id)).await?)
 }
 
-async fn targets(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResult {
+async fn targets(State(state): State<ApiState>, ValidId(id): ValidId) -> ApiResult {
     json_ok(state.handle.targets(RunId::new(id)).await?)
 }
 
 async fn pause(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
+    ValidId(id): ValidId,
     body: Bytes,
 ) -> ApiResult {
     let request: ReasonRequest = parse_optional_body(&body)?;
@@ -181,7 +188,7 @@ async fn pause(
 async fn resume(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
+    ValidId(id): ValidId,
     body: Bytes,
 ) -> ApiResult {
     let _request: ReasonRequest = parse_optional_body(&body)?;
@@ -191,7 +198,7 @@ async fn resume(
 async fn cancel(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
+    ValidId(id): ValidId,
     body: Bytes,
 ) -> ApiResult {
     let request: ReasonRequest = parse_optional_body(&body)?;
@@ -201,7 +208,7 @@ async fn cancel(
 async fn advance(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
+    ValidId(id): ValidId,
     body: Bytes,
 ) -> ApiResult {
     let request: AdvanceRequest = parse_optional_body(&body)?;

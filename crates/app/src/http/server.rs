@@ -176,8 +176,8 @@ impl Server {
             }
         };
         if config.import_core_inventory {
-            let summary =
-                runtime.handle().upsert_inventory(sim.inventory(), IMPORT_INITIATOR).await;
+            // Core-owned fields only: names, labels and locations set by the operator survive.
+            let summary = runtime.handle().import_core_inventory(sim.inventory()).await;
             if let Err(error) = summary {
                 runtime.shutdown().await;
                 return Err(error.into());

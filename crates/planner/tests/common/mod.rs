@@ -117,6 +117,7 @@ impl Sim {
             controller_state: raw.to_string(),
             power_state: None,
             firmware_version: None,
+            observed_at: None,
         });
     }
 

@@ -42,6 +42,12 @@ impl Metrics {
     /// Records nothing.
     pub fn observe_fleet(&self, _fleet: &Fleet) {}
 
+    /// Records nothing.
+    pub fn observe_components(&self, _fleet: &Fleet, _now: steward_proto::Timestamp) {}
+
+    /// Records nothing.
+    pub fn observation_ignored(&self, _reason: &str) {}
+
     /// An exposition that says metrics are off.
     pub fn encode(&self) -> String {
         String::from("# steward built without the metrics feature\n")

@@ -20,6 +20,16 @@ struct StatusLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabel {
+    phase: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CallLabel {
     call: String,
 }
@@ -42,6 +52,8 @@ pub struct Metrics {
     commit_failures: Family<CauseLabel, Counter>,
     queue_depth: Gauge,
     last_commit: Gauge,
+    components: Family<PhaseLabel, Gauge>,
+    observations_ignored: Family<ReasonLabel, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -114,7 +126,21 @@ impl Metrics {
             "Unix time of the last successful commit (0: none since start)",
             last_commit.clone(),
         );
+        let components = Family::<PhaseLabel, Gauge>::default();
+        registry.register(
+            "components",
+            "Components by effective phase (stale: observation older than status_max_age)",
+            components.clone(),
+        );
+        let observations_ignored = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "observations_ignored",
+            "Observations not applied, by reason (out_of_order, future)",
+            observations_ignored.clone(),
+        );
         Self {
+            components,
+            observations_ignored,
             registry: Mutex::new(registry),
             commit_duration,
             commit_failures,
@@ -181,6 +207,19 @@ impl Metrics {
             let n: u64 = fleet.runs.values().map(|r| u64::from(r.counts.get(*status))).sum();
             self.targets.get_or_create(&StatusLabel { status: status.to_string() }).set(n as i64);
         }
+    }
+
+    /// Refreshes the components-by-phase gauge at `now` (stale counted as its own phase).
+    pub fn observe_components(&self, fleet: &Fleet, now: steward_proto::Timestamp) {
+        for (phase, n) in steward_state_machine::components_by_phase(fleet, now) {
+            let n = i64::try_from(n).unwrap_or(i64::MAX);
+            self.components.get_or_create(&PhaseLabel { phase: phase.to_string() }).set(n);
+        }
+    }
+
+    /// Counts an observation that was not applied (`out_of_order` or `future`).
+    pub fn observation_ignored(&self, reason: &str) {
+        self.observations_ignored.get_or_create(&ReasonLabel { reason: reason.to_string() }).inc();
     }
 
     /// The Prometheus text exposition.

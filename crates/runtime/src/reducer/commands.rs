@@ -7,11 +7,12 @@ use crate::protocol::{
     Command, CommandError, CoreCall, CreateRunOutcome, DryRun, InventorySummary, Reply,
 };
 use std::collections::{BTreeMap, BTreeSet};
+use steward_proto::Timestamp;
 use steward_proto::{
     CreateRunRequest, FieldError, Hold, IdempotencyKey, InventoryUpsert, Observation, RunId,
-    TargetId, TargetStatus, ValidationErrors,
+    TargetId, TargetStatus, ValidationErrors, check_id, validate_id,
 };
-use steward_state_machine::{Fleet, FleetEvent, Rejected};
+use steward_state_machine::{Fleet, FleetEvent, MAX_CLOCK_SKEW_SECONDS, ObservationTime, Rejected};
 
 impl Reducer {
     pub(super) fn command(
@@ -33,21 +34,23 @@ impl Reducer {
                 .map_err(rejected)?;
                 Ok(Reply::Inventory(summary))
             }
+            Command::ImportCoreInventory { inventory } => {
+                validate_inventory(&inventory, &self.fleet)?;
+                let summary = InventorySummary {
+                    racks: inventory.racks.len(),
+                    components: inventory.racks.iter().map(|r| r.components.len()).sum(),
+                };
+                let event = FleetEvent::CoreInventoryImported { racks: inventory.racks };
+                self.apply(event, batch).map_err(rejected)?;
+                Ok(Reply::Inventory(summary))
+            }
             Command::Observe { observations, initiator } => {
-                let unknown: Vec<FieldError> = observations
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, o)| !self.fleet.components.contains_key(&o.component_id))
-                    .map(|(i, o)| {
-                        FieldError::new(
-                            format!("[{i}].component_id"),
-                            format!("unknown component {}", o.component_id),
-                        )
-                    })
-                    .collect();
-                ValidationErrors::from_vec(unknown).map_err(CommandError::Invalid)?;
+                self.validate_observations(&observations, batch.now)?;
                 let before = batch.logged;
                 for observation in observations {
+                    if self.out_of_order(&observation, batch.now) {
+                        continue;
+                    }
                     self.apply(observed_event(observation, &initiator), batch).map_err(rejected)?;
                 }
                 Ok(Reply::Changed(batch.logged - before))
@@ -102,6 +105,52 @@ impl Reducer {
                 self.run_event(run, event, batch)
             }
         }
+    }
+
+    /// Refuses a pushed batch if any observation names an invalid or unknown component, or was
+    /// made further in the future than the allowed clock skew.
+    fn validate_observations(
+        &self,
+        observations: &[Observation],
+        now: Timestamp,
+    ) -> Result<(), CommandError> {
+        let mut errors = Vec::new();
+        for (i, o) in observations.iter().enumerate() {
+            let field = format!("[{i}].component_id");
+            if let Err(message) = check_id(o.component_id.as_str()) {
+                errors.push(FieldError::new(field, message));
+            } else if !self.fleet.components.contains_key(&o.component_id) {
+                errors
+                    .push(FieldError::new(field, format!("unknown component {}", o.component_id)));
+            } else if self.fleet.observation_time(&o.component_id, o.observed_at, now)
+                == ObservationTime::FromTheFuture
+            {
+                errors.push(FieldError::new(
+                    format!("[{i}].observed_at"),
+                    format!(
+                        "is more than {MAX_CLOCK_SKEW_SECONDS} seconds in the future (now is {now})"
+                    ),
+                ));
+            }
+        }
+        ValidationErrors::from_vec(errors).map_err(CommandError::Invalid)
+    }
+
+    /// Whether an observation is older than the component's current one (or, from Core, from
+    /// the future): such observations are counted and never applied or logged.
+    pub(super) fn out_of_order(&self, observation: &Observation, now: Timestamp) -> bool {
+        let reason = match self.fleet.observation_time(
+            &observation.component_id,
+            observation.observed_at,
+            now,
+        ) {
+            ObservationTime::Acceptable => return false,
+            ObservationTime::OutOfOrder => "out_of_order",
+            ObservationTime::FromTheFuture => "future",
+        };
+        self.metrics.observation_ignored(reason);
+        tracing::debug!(component = %observation.component_id, reason, "observation ignored");
+        true
     }
 
     fn run_event(
@@ -215,6 +264,7 @@ pub(super) fn observed_event(observation: Observation, initiator: &str) -> Fleet
         controller_state: observation.controller_state,
         power_state: observation.power_state,
         firmware_version: observation.firmware_version,
+        observed_at: observation.observed_at,
     }
 }
 
@@ -265,9 +315,7 @@ fn validate_inventory(inventory: &InventoryUpsert, fleet: &Fleet) -> Result<(), 
     let mut racks = BTreeSet::new();
     let mut components = BTreeSet::new();
     for (r, rack) in inventory.racks.iter().enumerate() {
-        if rack.id.as_str().is_empty() {
-            errors.push(FieldError::new(format!("racks[{r}].id"), "must not be empty"));
-        }
+        validate_id(&format!("racks[{r}].id"), rack.id.as_str(), &mut errors);
         if !racks.insert(rack.id.clone()) {
             errors.push(FieldError::new(
                 format!("racks[{r}].id"),
@@ -276,9 +324,7 @@ fn validate_inventory(inventory: &InventoryUpsert, fleet: &Fleet) -> Result<(), 
         }
         for (c, component) in rack.components.iter().enumerate() {
             let field = format!("racks[{r}].components[{c}].id");
-            if component.id.as_str().is_empty() {
-                errors.push(FieldError::new(field.clone(), "must not be empty"));
-            }
+            validate_id(&field, component.id.as_str(), &mut errors);
             if !components.insert(component.id.clone()) {
                 errors.push(FieldError::new(
                     field.clone(),

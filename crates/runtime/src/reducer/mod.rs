@@ -245,7 +245,9 @@ impl Reducer {
             ReducerInput::CoreObservations(observations) => {
                 for observation in observations {
                     // Core may report components Steward has not imported yet; they are ignored.
-                    if self.fleet.components.contains_key(&observation.component_id) {
+                    if self.fleet.components.contains_key(&observation.component_id)
+                        && !self.out_of_order(&observation, batch.now)
+                    {
                         let _ = self.apply(commands::observed_event(observation, ""), batch);
                     }
                 }
@@ -338,6 +340,13 @@ impl Reducer {
 
     fn plan(&mut self, batch: &mut Batch) {
         let now = batch.now;
+        // Going stale is an event like any other phase change, logged before the plan reads it.
+        for event in self.fleet.stale_events(now) {
+            if let Err(error) = self.apply(event, batch) {
+                tracing::debug!(%error, "stale event refused");
+            }
+        }
+        self.metrics.observe_components(&self.fleet, now);
         let started = std::time::Instant::now();
         let plan = steward_planner::plan(&self.fleet, &self.settings.planner, now);
         self.metrics.plan_duration(started.elapsed());
