@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 /// Which racks a run covers.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Selector {
     /// Explicit rack ids, in the order given.
@@ -36,6 +37,7 @@ pub struct Selector {
 
 /// Number of targets in each status; maintained incrementally, never by scanning.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct StatusCounts {
     /// pending.
@@ -124,6 +126,7 @@ impl StatusCounts {
 
 /// One wave of a run: planned at creation and frozen.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Wave {
     /// Wave number, from 1.
@@ -145,6 +148,7 @@ pub struct Wave {
 
 /// An operation run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Run {
     /// Run id.
@@ -188,6 +192,7 @@ pub struct Run {
 
 /// Why a waiting target waits: the first gate that holds it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Hold {
     /// The gate.
@@ -205,6 +210,7 @@ pub struct Hold {
 
 /// One rack within one run.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Target {
     /// Target id.
@@ -216,6 +222,7 @@ pub struct Target {
     /// Its wave, from 1.
     pub wave: u32,
     /// The selected components on the rack.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<ComponentId>))]
     pub components: Arc<[ComponentId]>,
     /// Status.
     pub status: TargetStatus,
@@ -282,6 +289,7 @@ impl Target {
 
 /// A task in Core, as Steward last saw it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Task {
     /// Core's task id.
@@ -308,6 +316,7 @@ pub struct Task {
 
 /// `POST /v1/runs` body.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateRunRequest {
     /// Human name.
