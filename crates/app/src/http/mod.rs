@@ -9,6 +9,9 @@
 #![allow(clippy::result_large_err)]
 
 pub mod auth;
+mod events_stream;
+pub mod openapi;
+mod page;
 pub mod problem;
 mod routes;
 pub mod server;
@@ -53,8 +56,10 @@ impl std::fmt::Debug for ApiState {
 /// The router with every route, auth, the body limit and problem+json for every error.
 pub fn router(state: ApiState) -> Router {
     let auth = state.auth.clone();
-    routes::routes()
+    let (routes, generated) = routes::api().split_for_parts();
+    routes
         .with_state(state)
+        .layer(axum::Extension(openapi::document(generated)))
         .layer(axum::middleware::from_fn_with_state(auth, auth::authenticate))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(problemize))
