@@ -69,8 +69,7 @@ fn annotate_operation(method: &Method, path: &str, operation: &mut Value) {
         json!({"description": description,
                "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}})
     };
-    let responses = &mut operation["responses"];
-    responses["default"] = problem("Any other error (unknown route 404, 405, 413, 415, 5xx)");
+    operation["responses"]["default"] = problem("Any other error (unknown route 404, 405, 413, 415, 5xx)");
     if auth::is_public(path) {
         operation["x-steward-role"] = json!("none");
         operation["security"] = json!([{}]);
@@ -81,8 +80,8 @@ fn annotate_operation(method: &Method, path: &str, operation: &mut Value) {
     let role = auth::required_role(method, path);
     operation["x-steward-role"] = json!(role.as_str());
     operation["security"] = json!([{"bearer": []}]);
-    responses["401"] = problem("Missing or invalid bearer token");
-    responses["403"] = problem(&format!("The token's role is below `{}`", role.as_str()));
+    operation["responses"]["401"] = problem("Missing or invalid bearer token");
+    operation["responses"]["403"] = problem(&format!("The token's role is below `{}`", role.as_str()));
 }
 
 /// This server's OpenAPI 3.1 document.
