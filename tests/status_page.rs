@@ -110,12 +110,15 @@ impl Browser {
     fn record(&mut self, event: &Value) {
         let params = &event["params"];
         match event["method"].as_str() {
-            Some("Runtime.exceptionThrown") => self.errors.push(params.to_string()),
+            Some("Runtime.exceptionThrown") => {
+                self.errors.push(params["exceptionDetails"].to_string());
+            }
             Some("Runtime.consoleAPICalled") if params["type"] == "error" => {
                 self.errors.push(params["args"].to_string());
             }
             Some("Log.entryAdded") if params["entry"]["level"] == "error" => {
-                self.errors.push(params["entry"].to_string());
+                let entry = &params["entry"];
+                self.errors.push(format!("{} ({})", entry["text"], entry["url"]));
             }
             _ => {}
         }

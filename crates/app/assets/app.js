@@ -212,6 +212,7 @@ function h(tag, attrs = {}, ...children) {
   for (const [key, value] of Object.entries(attrs)) {
     if (value == null) continue;
     if (key === "class") node.className = value;
+    else if (key === "style") node.style.cssText = value; // CSSOM: the CSP forbids style attributes
     else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
     else node.setAttribute(key, value);
   }
