@@ -246,14 +246,21 @@ fn status_page_shows_the_fleet_and_follows_a_run_live() {
     browser.wait_for("window.steward && window.steward.state.ready", "the page to load");
     browser.eval("window.__noReload = true");
 
+    // A component taken out of service: its rack gets a badge, its page a history line.
+    let components = rt.block_on(api.ok("/v1/components"));
+    let component = components[0]["id"].as_str().unwrap().to_string();
+    let change = json!({"to": "maintenance", "note": "swap PSU"});
+    let set = rt.block_on(api.post(&format!("/v1/components/{component}/service-state"), &change));
+    assert_eq!(set.status, 200, "{:?}", set.body);
+    let rack = components[0]["rack_id"].as_str().unwrap().to_string();
+    let badge = format!("(window.steward.state.layout.cells.find(c => c.rack.id === '{rack}') || {{}}).outOfService");
+    assert_eq!(browser.wait_for(&badge, "the out-of-service badge"), json!(1));
+
     // The grid draws every rack of the inventory.
     let drawn = browser.eval("window.steward.drawnRackIds().slice().sort()");
     assert_eq!(drawn, json!(rack_ids));
     let grid = browser.eval("document.getElementById('grid').getAttribute('aria-label')");
     assert!(grid.as_str().unwrap().starts_with(&format!("{} racks", rack_ids.len())), "{grid}");
-    if let Some(docs) = docs_dir() {
-        browser.screenshot(&docs.join("status-fleet.png"));
-    }
 
     // A run created through the API appears, and its progress moves without a reload; it then
     // pauses at its wave gate, and the page says why and what command advances it.
@@ -275,29 +282,30 @@ fn status_page_shows_the_fleet_and_follows_a_run_live() {
     assert!(note.contains(&format!("steward run advance {id}")), "{note}");
     let reason = paused["status_message"].as_str().filter(|m| !m.is_empty()).unwrap_or("wave gate");
     assert!(note.contains(reason), "{note} should show {reason}");
-    browser.eval("window.scrollTo(0, 0)");
     if let Some(docs) = docs_dir() {
-        browser.screenshot(&docs.join("status-run-paused.png"));
+        browser.screenshot(&docs.join("status-fleet.png"));
     }
-    let advanced = rt.block_on(api.post(&format!("/v1/runs/{id}/advance"), &json!({})));
-    assert_eq!(advanced.status, 200, "{:?}", advanced.body);
-    browser.wait_for(&format!("{progress} === '6/6 done'"), "the run to finish on the page");
-    assert_eq!(browser.eval("window.__noReload"), json!(true), "the page reloaded");
 
-    // The run's detail lists every target with its status.
+    // The run's detail lists every target with its status and the hold of each waiting one.
     browser.eval(&format!("location.hash = '#/runs/{id}'"));
     let rows = browser.wait_for("document.querySelectorAll('#run-detail tbody tr').length", "targets");
     assert_eq!(rows, json!(rack_ids.len()));
+    let targets = rt.block_on(api.ok(&format!("/v1/runs/{id}/targets")));
+    let held: Vec<Value> = targets.as_array().unwrap().iter().filter(|t| t["hold"].is_object()).map(|t| json!([t["rack_id"], t["hold"]["gate"], t["hold"]["message"]])).collect();
+    assert_eq!(held.len(), 4, "the four targets of wave 2 wait: {targets}");
+    let shown = browser.eval("[...document.querySelectorAll('#run-detail tbody tr')].filter(r => r.cells[4].textContent).map(r => [r.cells[0].textContent, r.cells[4].textContent, r.cells[5].textContent])");
+    assert_eq!(shown, json!(held), "the page shows each waiting target's hold");
     if let Some(docs) = docs_dir() {
         browser.screenshot(&docs.join("status-run.png"));
     }
 
+    browser.eval("location.hash = '#/'");
+    let advanced = rt.block_on(api.post(&format!("/v1/runs/{id}/advance"), &json!({})));
+    assert_eq!(advanced.status, 200, "{:?}", advanced.body);
+    browser.wait_for(&format!("{card} && {progress} === '6/6 done'"), "the run to finish on the page");
+    assert_eq!(browser.eval("window.__noReload"), json!(true), "the page reloaded");
+
     // A component page shows its service-state history.
-    let components = rt.block_on(api.ok("/v1/components"));
-    let component = components[0]["id"].as_str().unwrap().to_string();
-    let change = json!({"to": "maintenance", "note": "swap PSU"});
-    let set = rt.block_on(api.post(&format!("/v1/components/{component}/service-state"), &change));
-    assert_eq!(set.status, 200, "{:?}", set.body);
     browser.eval(&format!("location.hash = '#/components/{component}'"));
     let history = browser.wait_for(
         "document.querySelector('#history tbody') && document.getElementById('history').textContent",

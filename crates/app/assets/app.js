@@ -308,7 +308,7 @@ function drawGrid(canvas) {
   ctx.textBaseline = "top";
   for (const label of layout.labels) {
     ctx.fillStyle = "#5b6475";
-    ctx.fillText(`row ${label.name}`, 0, label.y + 2);
+    ctx.fillText(fitText(ctx, label.name, 64), 0, label.y + 2);
   }
   for (const cell of layout.cells) drawCell(ctx, cell);
 }
@@ -334,10 +334,17 @@ function drawCell(ctx, cell) {
     ctx.fillStyle = "#fff";
     ctx.font = "bold 11px system-ui, sans-serif";
     ctx.fillText(LABEL[phase], x + 3, y + size - 14);
-    ctx.font = "10px system-ui, sans-serif";
-    ctx.fillText(cell.rack.name.slice(-7), x + 3, y + 3);
+    ctx.font = "9px system-ui, sans-serif";
+    ctx.fillText(fitText(ctx, cell.rack.name, size - 5), x + 3, y + 3);
     if (outOfService) ctx.fillText(`${outOfService}✕`, x + size - 16, y + size / 2);
   }
+}
+
+// The longest tail of `text` that fits `width` pixels (rack names differ at their end).
+function fitText(ctx, text, width) {
+  let shown = text;
+  while (shown.length > 1 && ctx.measureText(shown).width > width) shown = shown.slice(1);
+  return shown;
 }
 
 function cellAt(event, canvas) {
