@@ -348,3 +348,74 @@ fn status_page_asks_for_a_token_and_keeps_it_for_the_session() {
     assert!(browser.errors.is_empty(), "console errors: {:#?}", browser.errors);
     assert!(!steward.log().contains("look-only"), "the token was logged");
 }
+
+/// An inventory of `racks` racks in rows of 100, four compute trays each.
+fn big_inventory(first: usize, racks: usize) -> Value {
+    let racks: Vec<Value> = (first..first + racks)
+        .map(|n| {
+            let components: Vec<Value> = (1..=4)
+                .map(|c| json!({"id": format!("big-{n:05}-c{c}"), "kind": "compute", "name": format!("tray {c}")}))
+                .collect();
+            json!({"id": format!("big-{n:05}"), "name": format!("big-{n:05}"),
+                   "location": {"row": format!("r{:03}", n / 100)}, "components": components})
+        })
+        .collect();
+    json!({ "racks": racks })
+}
+
+fn observations(first: usize, racks: usize, state: &str) -> Value {
+    let list: Vec<Value> = (first..first + racks)
+        .flat_map(|n| (1..=4).map(move |c| (n, c)))
+        .map(|(n, c)| json!({"component_id": format!("big-{n:05}-c{c}"), "controller_state": state}))
+        .collect();
+    Value::Array(list)
+}
+
+/// Measures the page with 10,000 imported racks: time to first full grid, and time from an
+/// observation posted to the API until the page has redrawn the rack. Prints the figures the
+/// README quotes; asserts only that every rack is drawn and every change arrives.
+#[test]
+#[ignore = "measurement: cargo test --release --test status_page -- --ignored --nocapture"]
+fn status_page_with_ten_thousand_racks() {
+    let Some(chromium) = chromium() else { return };
+    let dir = temp_dir();
+    let steward = Steward::start(dir.path(), &fast_config("", "", ""));
+    let api = steward.api();
+    let rt = runtime();
+    for chunk in 0..10 {
+        let imported = rt.block_on(api.post("/v1/inventory", &big_inventory(chunk * 1000, 1000)));
+        assert_eq!(imported.status, 200, "{:?}", imported.body);
+        let observed = rt.block_on(api.post("/v1/observations", &observations(chunk * 1000, 1000, "Ready")));
+        assert_eq!(observed.status, 200, "{:?}", observed.body);
+    }
+    let total = rt.block_on(api.ok("/v1/racks")).as_array().unwrap().len();
+    let mut browser = Browser::launch(&chromium, 1600, 1000);
+    let mut loads = vec![];
+    for _ in 0..3 {
+        let started = Instant::now();
+        browser.navigate(&format!("{}/", steward.url));
+        browser.wait_for("window.steward && window.steward.state.ready", "the page to load");
+        loads.push((started.elapsed().as_millis(), browser.eval("window.steward.state.stats.loadMs")));
+    }
+    assert_eq!(browser.eval("window.steward.drawnRackIds().length"), json!(total));
+    let nodes = browser.eval("document.getElementsByTagName('*').length");
+    browser.wait_for("document.getElementById('conn').textContent === 'live'", "the event stream");
+    let mut updates = vec![];
+    for n in [17usize, 4242, 9999, 123, 5000] {
+        let state = if updates.len() % 2 == 0 { "Failed" } else { "HostInitializing" };
+        let phase = if state == "Failed" { "error" } else { "initializing" };
+        let cell = format!("window.steward.state.layout.cells.find(c => c.rack.id === 'big-{n:05}').phase === '{phase}'");
+        let started = Instant::now();
+        let posted = rt.block_on(api.post("/v1/observations", &observations(n, 1, state)));
+        assert_eq!(posted.status, 200);
+        browser.wait_for(&cell, "the rack's new phase");
+        updates.push((started.elapsed().as_millis(), browser.eval("window.steward.state.stats.lastUpdateMs")));
+    }
+    if let Some(docs) = docs_dir() {
+        browser.screenshot(&docs.join("status-10k.png"));
+    }
+    println!("racks: {total}; DOM elements: {nodes}");
+    println!("load (navigate → grid drawn, ms; page's own figure): {loads:?}");
+    println!("update (POST observation → rack redrawn, ms; page's own event → redraw): {updates:?}");
+    assert!(browser.errors.is_empty(), "console errors: {:#?}", browser.errors);
+}
