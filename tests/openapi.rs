@@ -44,7 +44,10 @@ async fn every_route_is_documented_and_every_documented_route_is_served() {
             .map(|m| m.trim().to_string())
             .filter(|m| m != "HEAD" && !m.is_empty())
             .collect();
-        assert_eq!(served, documented, "{path}: router serves {allow}, document says {documented:?}");
+        assert_eq!(
+            served, documented,
+            "{path}: router serves {allow}, document says {documented:?}"
+        );
         for (method, operation) in item.as_object().unwrap() {
             let role = operation["x-steward-role"].as_str().unwrap_or_default();
             assert!(["none", "viewer", "operator", "admin"].contains(&role), "{method} {path}");

@@ -213,7 +213,10 @@ fn decode_base64(text: &str) -> Vec<u8> {
     let digits: Vec<u8> = text.bytes().filter(|c| *c != b'=').map(value).collect();
     let mut out = Vec::with_capacity(digits.len() * 3 / 4);
     for chunk in digits.chunks(4) {
-        let bits = chunk.iter().enumerate().fold(0u32, |acc, (i, d)| acc | (u32::from(*d) << (18 - 6 * i)));
+        let bits = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, d)| acc | (u32::from(*d) << (18 - 6 * i)));
         out.extend_from_slice(&bits.to_be_bytes()[1..chunk.len()]);
     }
     out
@@ -253,7 +256,9 @@ fn status_page_shows_the_fleet_and_follows_a_run_live() {
     let set = rt.block_on(api.post(&format!("/v1/components/{component}/service-state"), &change));
     assert_eq!(set.status, 200, "{:?}", set.body);
     let rack = components[0]["rack_id"].as_str().unwrap().to_string();
-    let badge = format!("(window.steward.state.layout.cells.find(c => c.rack.id === '{rack}') || {{}}).outOfService");
+    let badge = format!(
+        "(window.steward.state.layout.cells.find(c => c.rack.id === '{rack}') || {{}}).outOfService"
+    );
     assert_eq!(browser.wait_for(&badge, "the out-of-service badge"), json!(1));
 
     // The grid draws every rack of the inventory.
@@ -275,7 +280,9 @@ fn status_page_shows_the_fleet_and_follows_a_run_live() {
     browser.wait_for(&format!("{progress} === '2/6 done'"), "wave 1 to complete on the page");
     let paused = rt.block_on(api.wait_run(&id, "paused", Some("wave_gate")));
     let note = browser.wait_for(
-        &format!("{card}.dataset.status === 'paused' && {card}.querySelector('.paused-note').textContent"),
+        &format!(
+            "{card}.dataset.status === 'paused' && {card}.querySelector('.paused-note').textContent"
+        ),
         "the paused run's reason",
     );
     let note = note.as_str().unwrap();
@@ -288,10 +295,17 @@ fn status_page_shows_the_fleet_and_follows_a_run_live() {
 
     // The run's detail lists every target with its status and the hold of each waiting one.
     browser.eval(&format!("location.hash = '#/runs/{id}'"));
-    let rows = browser.wait_for("document.querySelectorAll('#run-detail tbody tr').length", "targets");
+    let rows =
+        browser.wait_for("document.querySelectorAll('#run-detail tbody tr').length", "targets");
     assert_eq!(rows, json!(rack_ids.len()));
     let targets = rt.block_on(api.ok(&format!("/v1/runs/{id}/targets")));
-    let held: Vec<Value> = targets.as_array().unwrap().iter().filter(|t| t["hold"].is_object()).map(|t| json!([t["rack_id"], t["hold"]["gate"], t["hold"]["message"]])).collect();
+    let held: Vec<Value> = targets
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["hold"].is_object())
+        .map(|t| json!([t["rack_id"], t["hold"]["gate"], t["hold"]["message"]]))
+        .collect();
     assert_eq!(held.len(), 4, "the four targets of wave 2 wait: {targets}");
     let shown = browser.eval("[...document.querySelectorAll('#run-detail tbody tr')].filter(r => r.cells[4].textContent).map(r => [r.cells[0].textContent, r.cells[4].textContent, r.cells[5].textContent])");
     assert_eq!(shown, json!(held), "the page shows each waiting target's hold");
@@ -302,7 +316,8 @@ fn status_page_shows_the_fleet_and_follows_a_run_live() {
     browser.eval("location.hash = '#/'");
     let advanced = rt.block_on(api.post(&format!("/v1/runs/{id}/advance"), &json!({})));
     assert_eq!(advanced.status, 200, "{:?}", advanced.body);
-    browser.wait_for(&format!("{card} && {progress} === '6/6 done'"), "the run to finish on the page");
+    browser
+        .wait_for(&format!("{card} && {progress} === '6/6 done'"), "the run to finish on the page");
     assert_eq!(browser.eval("window.__noReload"), json!(true), "the page reloaded");
 
     // A component page shows its service-state history.
@@ -366,7 +381,9 @@ fn big_inventory(first: usize, racks: usize) -> Value {
 fn observations(first: usize, racks: usize, state: &str) -> Value {
     let list: Vec<Value> = (first..first + racks)
         .flat_map(|n| (1..=4).map(move |c| (n, c)))
-        .map(|(n, c)| json!({"component_id": format!("big-{n:05}-c{c}"), "controller_state": state}))
+        .map(
+            |(n, c)| json!({"component_id": format!("big-{n:05}-c{c}"), "controller_state": state}),
+        )
         .collect();
     Value::Array(list)
 }
@@ -385,7 +402,8 @@ fn status_page_with_ten_thousand_racks() {
     for chunk in 0..10 {
         let imported = rt.block_on(api.post("/v1/inventory", &big_inventory(chunk * 1000, 1000)));
         assert_eq!(imported.status, 200, "{:?}", imported.body);
-        let observed = rt.block_on(api.post("/v1/observations", &observations(chunk * 1000, 1000, "Ready")));
+        let observed =
+            rt.block_on(api.post("/v1/observations", &observations(chunk * 1000, 1000, "Ready")));
         assert_eq!(observed.status, 200, "{:?}", observed.body);
     }
     let total = rt.block_on(api.ok("/v1/racks")).as_array().unwrap().len();
@@ -395,7 +413,10 @@ fn status_page_with_ten_thousand_racks() {
         let started = Instant::now();
         browser.navigate(&format!("{}/", steward.url));
         browser.wait_for("window.steward && window.steward.state.ready", "the page to load");
-        loads.push((started.elapsed().as_millis(), browser.eval("window.steward.state.stats.loadMs")));
+        loads.push((
+            started.elapsed().as_millis(),
+            browser.eval("window.steward.state.stats.loadMs"),
+        ));
     }
     assert_eq!(browser.eval("window.steward.drawnRackIds().length"), json!(total));
     let nodes = browser.eval("document.getElementsByTagName('*').length");
@@ -404,18 +425,25 @@ fn status_page_with_ten_thousand_racks() {
     for n in [17usize, 4242, 9999, 123, 5000] {
         let state = if updates.len() % 2 == 0 { "Failed" } else { "HostInitializing" };
         let phase = if state == "Failed" { "error" } else { "initializing" };
-        let cell = format!("window.steward.state.layout.cells.find(c => c.rack.id === 'big-{n:05}').phase === '{phase}'");
+        let cell = format!(
+            "window.steward.state.layout.cells.find(c => c.rack.id === 'big-{n:05}').phase === '{phase}'"
+        );
         let started = Instant::now();
         let posted = rt.block_on(api.post("/v1/observations", &observations(n, 1, state)));
         assert_eq!(posted.status, 200);
         browser.wait_for(&cell, "the rack's new phase");
-        updates.push((started.elapsed().as_millis(), browser.eval("window.steward.state.stats.lastUpdateMs")));
+        updates.push((
+            started.elapsed().as_millis(),
+            browser.eval("window.steward.state.stats.lastUpdateMs"),
+        ));
     }
     if let Some(docs) = docs_dir() {
         browser.screenshot(&docs.join("status-10k.png"));
     }
     println!("racks: {total}; DOM elements: {nodes}");
     println!("load (navigate → grid drawn, ms; page's own figure): {loads:?}");
-    println!("update (POST observation → rack redrawn, ms; page's own event → redraw): {updates:?}");
+    println!(
+        "update (POST observation → rack redrawn, ms; page's own event → redraw): {updates:?}"
+    );
     assert!(browser.errors.is_empty(), "console errors: {:#?}", browser.errors);
 }

@@ -3,10 +3,10 @@
 //! Each event goes out with `id: SEQ`, `event: KIND` and the whole record (`{"seq","at","kind",
 //! "data"}`) as `data`. Without `Last-Event-ID` the stream starts with the next event committed
 //! (a live view should not replay a long log; `Last-Event-ID: 0` does). A client that reconnects
-//! with `Last-Event-ID: SEQ` gets every event after SEQ, so nothing is lost between connections. The stream subscribes to the runtime's broadcast
-//! *before* reading the log, then fills any gap (a lagging subscription, or a backlog longer than
-//! one page) from the log, so the events it sends are exactly the log's, in order, without
-//! duplicates.
+//! with `Last-Event-ID: SEQ` gets every event after SEQ, so nothing is lost between connections.
+//! The stream subscribes to the runtime's broadcast *before* reading the log, then fills any gap
+//! (a lagging subscription, or a backlog longer than one page) from the log, so the events it
+//! sends are exactly the log's, in order, without duplicates.
 //!
 //! Browsers cannot put an `Authorization` header on an `EventSource`; the status page reads this
 //! stream with `fetch()` instead, which can, so tokens never go into URLs.
@@ -42,8 +42,7 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
         (status = 200, description = "An endless `text/event-stream`: one SSE event per event-log \
             record, `id` = seq, `event` = kind, `data` = the record as JSON",
             body = EventRecord, content_type = "text/event-stream"),
-        (status = 400, description = "`Last-Event-ID` is not a sequence number", body = Problem,
-            content_type = "application/problem+json"),
+        (status = 400, description = "`Last-Event-ID` is not a sequence number"),
     )
 )]
 pub(super) async fn stream(State(state): State<ApiState>, headers: HeaderMap) -> Response {

@@ -50,8 +50,8 @@ pub fn document(generated: utoipa::openapi::OpenApi) -> Document {
 
 /// Adds roles, security and the shared problem+json answers to every operation.
 fn annotate(doc: &mut Value) {
-    doc["components"]["securitySchemes"] =
-        json!({"bearer": {"type": "http", "scheme": "bearer", "description": "A configured token"}});
+    let bearer = json!({"type": "http", "scheme": "bearer", "description": "A configured token"});
+    doc["components"]["securitySchemes"] = json!({ "bearer": bearer });
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
         return;
     };
@@ -69,7 +69,9 @@ fn annotate_operation(method: &Method, path: &str, operation: &mut Value) {
         json!({"description": description,
                "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}})
     };
-    operation["responses"]["default"] = problem("Any other error (unknown route 404, 405, 413, 415, 5xx)");
+    problem_content(&mut operation["responses"]);
+    operation["responses"]["default"] =
+        problem("Any other error (unknown route 404, 405, 413, 415, 5xx)");
     if auth::is_public(path) {
         operation["x-steward-role"] = json!("none");
         operation["security"] = json!([{}]);
@@ -81,7 +83,21 @@ fn annotate_operation(method: &Method, path: &str, operation: &mut Value) {
     operation["x-steward-role"] = json!(role.as_str());
     operation["security"] = json!([{"bearer": []}]);
     operation["responses"]["401"] = problem("Missing or invalid bearer token");
-    operation["responses"]["403"] = problem(&format!("The token's role is below `{}`", role.as_str()));
+    operation["responses"]["403"] =
+        problem(&format!("The token's role is below `{}`", role.as_str()));
+}
+
+/// Every error answer a handler documents without a body is problem+json: the handlers' error
+/// type is [`Problem`], so the annotations name only status and meaning.
+fn problem_content(responses: &mut Value) {
+    let Some(responses) = responses.as_object_mut() else { return };
+    for (status, response) in responses.iter_mut() {
+        let is_error = status.starts_with('4') || status.starts_with('5');
+        if is_error && response.get("content").is_none() {
+            response["content"] =
+                json!({PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}});
+        }
+    }
 }
 
 /// This server's OpenAPI 3.1 document.
@@ -89,7 +105,9 @@ fn annotate_operation(method: &Method, path: &str, operation: &mut Value) {
     responses((status = 200, description = "The OpenAPI 3.1 document", body = Object)))]
 pub(super) async fn serve(Extension(document): Extension<Document>) -> Response {
     let mut response = document.0.as_str().to_owned().into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 
@@ -243,7 +261,8 @@ mod tests {
         let mut expected = keys(&serde_json::to_value(detail).unwrap());
         expected.sort();
         assert_eq!(schema_keys(&doc, "RackDetail"), expected);
-        let table = super::super::routes::machine_table("run", &steward_state_machine::RunMachine::table());
+        let table =
+            super::super::routes::machine_table("run", &steward_state_machine::RunMachine::table());
         let mut expected = keys(&serde_json::to_value(table.unwrap()).unwrap());
         expected.sort();
         assert_eq!(schema_keys(&doc, "TransitionTable"), expected);

@@ -32,8 +32,7 @@ pub(super) async fn index() -> Response {
     params(("file" = String, Path, description = "app.js or style.css")),
     responses(
         (status = 200, description = "The asset", body = String),
-        (status = 404, description = "No such asset", body = Problem,
-            content_type = "application/problem+json")))]
+        (status = 404, description = "No such asset")))]
 pub(super) async fn asset(Path(file): Path<String>) -> Response {
     match file.as_str() {
         "app.js" => asset_response(APP_JS, "text/javascript; charset=utf-8"),
@@ -50,7 +49,10 @@ fn asset_response(body: &'static str, content_type: &'static str) -> Response {
     headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert(HeaderName::from_static("referrer-policy"), HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        HeaderName::from_static("referrer-policy"),
+        HeaderValue::from_static("no-referrer"),
+    );
     response
 }
 

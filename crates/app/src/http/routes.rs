@@ -2,12 +2,12 @@
 //! calls one [`steward_runtime::Handle`] method with the caller's name as initiator, and serializes the
 //! answer.
 
+use super::auth::Caller;
 use super::openapi::{
     DryRun, EventsPage, InventorySummary, ObservationSummary, RackDetail, TransitionTableDoc,
 };
-use super::{ApiState, events_stream, openapi, page};
-use super::auth::Caller;
 use super::problem::{Problem, parse_body, parse_optional_body, parse_value};
+use super::{ApiState, events_stream, openapi, page};
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -69,7 +69,9 @@ fn json_ok(value: impl serde::Serialize) -> ApiResult {
 }
 
 #[utoipa::path(get, path = "/healthz", tag = "service",
-    responses((status = 200, description = "The reducer runs", body = Object, example = json!({"status": "ok"}))))]
+    responses(
+        (status = 200, description = "The reducer runs", body = Object,
+            example = json!({"status": "ok"}))))]
 async fn healthz() -> Response {
     axum::Json(json!({"status": "ok"})).into_response()
 }
@@ -89,7 +91,7 @@ async fn metrics(State(state): State<ApiState>) -> Response {
 #[utoipa::path(post, path = "/v1/inventory", tag = "inventory",
     request_body(content = InventoryUpsert, content_type = "application/json"),
     responses((status = 200, description = "Counts of what was upserted", body = InventorySummary),
-        (status = 400, description = "Invalid document; `field` names the offending field", body = Problem, content_type = "application/problem+json")))]
+        (status = 400, description = "Invalid document; `field` names the offending field")))]
 async fn inventory(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
@@ -105,19 +107,21 @@ async fn racks(State(state): State<ApiState>) -> ApiResult {
     json_ok(state.handle.racks().await?)
 }
 
-#[utoipa::path(get, path = "/v1/racks/{id}", tag = "inventory", params(("id" = String, Path, description = "Rack id")),
+#[utoipa::path(get, path = "/v1/racks/{id}", tag = "inventory",
+    params(("id" = String, Path, description = "Rack id")),
     responses((status = 200, description = "The rack with its components", body = RackDetail),
-        (status = 404, description = "No such rack", body = Problem, content_type = "application/problem+json")))]
+        (status = 404, description = "No such rack")))]
 async fn rack(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResult {
     json_ok(state.handle.rack(RackId::new(id)).await?)
 }
 
-#[utoipa::path(get, path = "/v1/components", tag = "inventory", params(("rack" = Option<String>, Query, description = "Only this rack"),
+#[utoipa::path(get, path = "/v1/components", tag = "inventory",
+    params(("rack" = Option<String>, Query, description = "Only this rack"),
         ("kind" = Option<ComponentKind>, Query, description = "Only this kind"),
         ("phase" = Option<Phase>, Query, description = "Only this (effective) phase"),
         ("service_state" = Option<String>, Query, description = "Only this service state")),
     responses((status = 200, description = "Matching components", body = Vec<ComponentView>),
-        (status = 400, description = "Invalid filter", body = Problem, content_type = "application/problem+json")))]
+        (status = 400, description = "Invalid filter")))]
 async fn components(
     State(state): State<ApiState>,
     Query(query): Query<BTreeMap<String, String>>,
@@ -131,9 +135,10 @@ async fn components(
     json_ok(state.handle.components(filter).await?)
 }
 
-#[utoipa::path(get, path = "/v1/components/{id}", tag = "inventory", params(("id" = String, Path, description = "Component id")),
+#[utoipa::path(get, path = "/v1/components/{id}", tag = "inventory",
+    params(("id" = String, Path, description = "Component id")),
     responses((status = 200, description = "The component", body = ComponentView),
-        (status = 404, description = "No such component", body = Problem, content_type = "application/problem+json")))]
+        (status = 404, description = "No such component")))]
 async fn component(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResult {
     json_ok(state.handle.component(ComponentId::new(id)).await?)
 }
@@ -141,10 +146,11 @@ async fn component(State(state): State<ApiState>, Path(id): Path<String>) -> Api
 #[utoipa::path(post, path = "/v1/components/{id}/service-state", tag = "service states",
     params(("id" = String, Path, description = "Component id")),
     request_body(content = ServiceStateRequest, content_type = "application/json"),
-    responses((status = 200, description = "The component in its new service state", body = ComponentView),
-        (status = 400, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such component", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Illegal transition; `allowed` lists the legal targets", body = Problem, content_type = "application/problem+json")))]
+    responses(
+        (status = 200, description = "The component in its new state", body = ComponentView),
+        (status = 400, description = "Invalid body"),
+        (status = 404, description = "No such component"),
+        (status = 409, description = "Illegal transition; `allowed` lists the legal targets")))]
 async fn set_service_state(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
@@ -164,8 +170,9 @@ async fn set_service_state(
 
 #[utoipa::path(get, path = "/v1/components/{id}/history", tag = "service states",
     params(("id" = String, Path, description = "Component id")),
-    responses((status = 200, description = "Service-state history, oldest first", body = Vec<HistoryEntry>),
-        (status = 404, description = "No such component", body = Problem, content_type = "application/problem+json")))]
+    responses(
+        (status = 200, description = "History, oldest first", body = Vec<HistoryEntry>),
+        (status = 404, description = "No such component")))]
 async fn history(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResult {
     json_ok(state.handle.history(ComponentId::new(id)).await?)
 }
@@ -174,7 +181,7 @@ async fn history(State(state): State<ApiState>, Path(id): Path<String>) -> ApiRe
     request_body(content = Vec<Observation>, content_type = "application/json"),
     responses((status = 200, description = "How many observations arrived and changed a status",
             body = ObservationSummary),
-        (status = 400, description = "Invalid observation", body = Problem, content_type = "application/problem+json")))]
+        (status = 400, description = "Invalid observation")))]
 async fn observations(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
@@ -191,7 +198,7 @@ async fn observations(
         description = "Unset policy fields take the server's configured defaults"),
     responses((status = 201, description = "The run, created and started", body = Run),
         (status = 200, description = "`dry_run`: the planned run, nothing created", body = DryRun),
-        (status = 400, description = "Invalid request or policy", body = Problem, content_type = "application/problem+json")))]
+        (status = 400, description = "Invalid request or policy")))]
 async fn create_run(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
@@ -221,25 +228,29 @@ async fn runs(State(state): State<ApiState>) -> ApiResult {
     json_ok(state.handle.runs().await?)
 }
 
-#[utoipa::path(get, path = "/v1/runs/{id}", tag = "runs", params(("id" = String, Path, description = "Run id")),
+#[utoipa::path(get, path = "/v1/runs/{id}", tag = "runs",
+    params(("id" = String, Path, description = "Run id")),
     responses((status = 200, description = "The run", body = Run),
-        (status = 404, description = "No such run", body = Problem, content_type = "application/problem+json")))]
+        (status = 404, description = "No such run")))]
 async fn run(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResult {
     json_ok(state.handle.run(RunId::new(id)).await?)
 }
 
-#[utoipa::path(get, path = "/v1/runs/{id}/targets", tag = "runs", params(("id" = String, Path, description = "Run id")),
-    responses((status = 200, description = "Targets in dispatch order, each with its hold", body = Vec<Target>),
-        (status = 404, description = "No such run", body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(get, path = "/v1/runs/{id}/targets", tag = "runs",
+    params(("id" = String, Path, description = "Run id")),
+    responses(
+        (status = 200, description = "Targets in dispatch order, with holds", body = Vec<Target>),
+        (status = 404, description = "No such run")))]
 async fn targets(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResult {
     json_ok(state.handle.targets(RunId::new(id)).await?)
 }
 
-#[utoipa::path(post, path = "/v1/runs/{id}/pause", tag = "runs", params(("id" = String, Path, description = "Run id")),
+#[utoipa::path(post, path = "/v1/runs/{id}/pause", tag = "runs",
+    params(("id" = String, Path, description = "Run id")),
     request_body(content = Option<ReasonRequest>, content_type = "application/json"),
     responses((status = 200, description = "The run after the command", body = Run),
-        (status = 404, description = "No such run", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Not allowed from the run's status", body = Problem, content_type = "application/problem+json")))]
+        (status = 404, description = "No such run"),
+        (status = 409, description = "Not allowed from the run's status")))]
 async fn pause(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
@@ -250,11 +261,12 @@ async fn pause(
     json_ok(state.handle.pause_run(RunId::new(id), request.reason, &caller.name).await?)
 }
 
-#[utoipa::path(post, path = "/v1/runs/{id}/resume", tag = "runs", params(("id" = String, Path, description = "Run id")),
+#[utoipa::path(post, path = "/v1/runs/{id}/resume", tag = "runs",
+    params(("id" = String, Path, description = "Run id")),
     request_body(content = Option<ReasonRequest>, content_type = "application/json"),
     responses((status = 200, description = "The run after the command", body = Run),
-        (status = 404, description = "No such run", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Not allowed from the run's status", body = Problem, content_type = "application/problem+json")))]
+        (status = 404, description = "No such run"),
+        (status = 409, description = "Not allowed from the run's status")))]
 async fn resume(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
@@ -265,11 +277,12 @@ async fn resume(
     json_ok(state.handle.resume_run(RunId::new(id), &caller.name).await?)
 }
 
-#[utoipa::path(post, path = "/v1/runs/{id}/cancel", tag = "runs", params(("id" = String, Path, description = "Run id")),
+#[utoipa::path(post, path = "/v1/runs/{id}/cancel", tag = "runs",
+    params(("id" = String, Path, description = "Run id")),
     request_body(content = Option<ReasonRequest>, content_type = "application/json"),
     responses((status = 200, description = "The run after the command", body = Run),
-        (status = 404, description = "No such run", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Not allowed from the run's status", body = Problem, content_type = "application/problem+json")))]
+        (status = 404, description = "No such run"),
+        (status = 409, description = "Not allowed from the run's status")))]
 async fn cancel(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
@@ -280,11 +293,12 @@ async fn cancel(
     json_ok(state.handle.cancel_run(RunId::new(id), request.reason, &caller.name).await?)
 }
 
-#[utoipa::path(post, path = "/v1/runs/{id}/advance", tag = "runs", params(("id" = String, Path, description = "Run id")),
+#[utoipa::path(post, path = "/v1/runs/{id}/advance", tag = "runs",
+    params(("id" = String, Path, description = "Run id")),
     request_body(content = Option<AdvanceRequest>, content_type = "application/json"),
     responses((status = 200, description = "The run with its next wave open", body = Run),
-        (status = 404, description = "No such run", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Not paused at a wave gate, or another wave", body = Problem, content_type = "application/problem+json")))]
+        (status = 404, description = "No such run"),
+        (status = 409, description = "Not paused at a wave gate, or another wave")))]
 async fn advance(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
@@ -310,9 +324,9 @@ fn query_number(query: &BTreeMap<String, String>, key: &str) -> Result<Option<u6
 #[utoipa::path(get, path = "/v1/events", tag = "events",
     params(("after" = Option<u64>, Query, description = "Events after this seq (default 0)"),
         ("limit" = Option<u32>, Query, description = "Page size, 1..=1000 (default 100)"),
-        ("wait" = Option<u64>, Query, description = "Long-poll up to this many seconds (at most 60)")),
+        ("wait" = Option<u64>, Query, description = "Long-poll this many seconds (max 60)")),
     responses((status = 200, description = "A page of the event log", body = EventsPage),
-        (status = 400, description = "Invalid query parameter", body = Problem, content_type = "application/problem+json")))]
+        (status = 400, description = "Invalid query parameter")))]
 async fn events(
     State(state): State<ApiState>,
     Query(query): Query<BTreeMap<String, String>>,
@@ -347,9 +361,9 @@ pub fn machine_table(name: &str, service: &TransitionTable) -> Option<Transition
     params(("name" = String, Path, description = "service, run, target or task"),
         ("format" = Option<String>, Query, description = "json (default), mermaid or table")),
     responses((status = 200, description = "The transition table", body = TransitionTableDoc),
-        (status = 200, description = "mermaid or table format", body = String, content_type = "text/plain"),
-        (status = 404, description = "No such machine", body = Problem, content_type = "application/problem+json"),
-        (status = 400, description = "Unknown format", body = Problem, content_type = "application/problem+json")))]
+        (status = 200, description = "mermaid/table", body = String, content_type = "text/plain"),
+        (status = 404, description = "No such machine"),
+        (status = 400, description = "Unknown format")))]
 async fn machine(
     State(state): State<ApiState>,
     Path(name): Path<String>,
