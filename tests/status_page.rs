@@ -136,11 +136,15 @@ impl Browser {
         result["result"]["value"].clone()
     }
 
-    /// Polls `expression` until it is truthy; returns its value.
+    /// Polls `expression` until it is truthy (a throw, say before the page has loaded, counts as
+    /// not yet); returns its value.
     fn wait_for(&mut self, expression: &str, what: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(45);
+        let guarded = format!(
+            "(() => {{ try {{ return ({expression}); }} catch (e) {{ return null; }} }})()"
+        );
         loop {
-            let value = self.eval(expression);
+            let value = self.eval(&guarded);
             let truthy = !matches!(&value, Value::Null | Value::Bool(false))
                 && value != json!(0)
                 && value != json!("");
@@ -441,7 +445,7 @@ fn status_page_with_ten_thousand_racks() {
         browser.screenshot(&docs.join("status-10k.png"));
     }
     println!("racks: {total}; DOM elements: {nodes}");
-    println!("load (navigate → grid drawn, ms; page's own figure): {loads:?}");
+    println!("load (navigate → grid drawn; page: API reads, drawing; ms): {loads:?}");
     println!(
         "update (POST observation → rack redrawn, ms; page's own event → redraw): {updates:?}"
     );

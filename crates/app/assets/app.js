@@ -141,7 +141,7 @@ let refreshTimer = null;
 let refreshing = false;
 function scheduleRefresh(eventAt) {
   if (state.pendingSince == null) state.pendingSince = eventAt;
-  if (refreshTimer || refreshing) return;
+  if (refreshTimer || refreshing || !state.ready) return; // start() refreshes once loaded
   refreshTimer = setTimeout(refresh, REFRESH_MS);
 }
 
@@ -169,7 +169,10 @@ async function refresh() {
   }
 }
 
+// Opened before the first load, so no event between that load and the stream is missed; after a
+// reconnect everything is re-read, since events may have been missed while disconnected.
 async function follow() {
+  let connectedBefore = false;
   for (;;) {
     try {
       const headers = authHeaders();
@@ -178,10 +181,11 @@ async function follow() {
       if (response.status === 401) throw new Unauthorized();
       if (!response.ok || !response.body) throw new Error(`event stream: ${response.status}`);
       setConn("live", "live");
-      if (state.ready) { state.dirty.all = true; state.dirty.runs = true; scheduleRefresh(performance.now()); }
+      if (connectedBefore) { state.dirty.all = true; state.dirty.runs = true; scheduleRefresh(performance.now()); }
+      connectedBefore = true;
       await readStream(response.body);
     } catch (error) {
-      if (error instanceof Unauthorized) { askToken(); return; }
+      if (error instanceof Unauthorized) { following = false; askToken(); return; }
     }
     setConn("reconnecting…", "down");
     await new Promise((resolve) => setTimeout(resolve, 1000));
@@ -535,7 +539,7 @@ async function render() {
 function showStats() {
   const s = state.stats;
   document.getElementById("stats").textContent =
-    `${s.racks} racks · loaded in ${s.loadMs ?? "…"} ms · last update ${s.lastUpdateMs ?? "—"} ms after its event · ${s.events} events seen`;
+    `${s.racks} racks · loaded in ${s.loadMs ?? "…"} ms (API ${s.fetchMs ?? "…"}, drawing ${s.drawMs ?? "…"}) · last update ${s.lastUpdateMs ?? "—"} ms after its event · ${s.events} events seen`;
 }
 
 function setConn(text, cls) {
@@ -562,22 +566,27 @@ function handleError(error) {
   document.getElementById("view").replaceChildren(h("div", { class: "card error" }, `Error: ${error.message}`));
 }
 
+let following = false;
 async function start() {
   const started = performance.now();
   try {
+    await api("/v1/runs"); // fails fast with 401 before the stream and the big reads start
+    if (!following) { following = true; follow(); }
     await loadAll();
   } catch (error) {
     handleError(error);
     return;
   }
+  const fetched = performance.now();
   document.getElementById("login").hidden = true;
   document.getElementById("forget").hidden = !sessionStorage.getItem(TOKEN_KEY);
   await render();
   await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
-  state.stats.loadMs = Math.round(performance.now() - started);
+  const drawn = performance.now();
+  Object.assign(state.stats, { loadMs: Math.round(drawn - started), fetchMs: Math.round(fetched - started), drawMs: Math.round(drawn - fetched) });
   state.ready = true;
   showStats();
-  follow();
+  if (state.pendingSince != null) scheduleRefresh(state.pendingSince);
 }
 
 document.getElementById("login-form").addEventListener("submit", (event) => {
