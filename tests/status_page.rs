@@ -445,7 +445,7 @@ fn status_page_with_ten_thousand_racks() {
         browser.screenshot(&docs.join("status-10k.png"));
     }
     println!("racks: {total}; DOM elements: {nodes}");
-    println!("load (navigate → grid drawn; page: API reads, drawing; ms): {loads:?}");
+    println!("load (navigate → grid drawn, ms; page's own count from script start): {loads:?}");
     println!(
         "update (POST observation → rack redrawn, ms; page's own event → redraw): {updates:?}"
     );
