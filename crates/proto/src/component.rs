@@ -7,6 +7,7 @@ use std::fmt;
 
 /// The kind of a component; each kind has its own controller vocabulary in Core.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ComponentKind {
     /// A compute tray (host state display string).
@@ -47,6 +48,7 @@ impl fmt::Display for ComponentKind {
 
 /// The lifecycle phase derived from Core's raw controller state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     /// No usable state: never observed, stale, or not understood. Blocks everything.
@@ -95,6 +97,7 @@ impl fmt::Display for Phase {
 
 /// A class of operations that a component status can block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum OperationClass {
     /// power_on, power_off, power_cycle.
@@ -132,6 +135,7 @@ impl fmt::Display for OperationClass {
 
 /// A set of operation classes, stored as bits; serialized as a sorted JSON array of names.
 #[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(value_type = Vec<OperationClass>))]
 pub struct BlockedOperations(u8);
 
 impl BlockedOperations {
@@ -191,6 +195,7 @@ impl<'de> Deserialize<'de> for BlockedOperations {
 
 /// The derived status of one component: can it be touched now, and if not, why.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ComponentStatus {
     /// The phase.
@@ -214,6 +219,7 @@ impl ComponentStatus {
 
 /// Where a rack stands.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct Location {
     /// Region name.
@@ -235,6 +241,7 @@ pub struct Location {
 
 /// A rack in the inventory.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Rack {
     /// Rack id.
@@ -252,6 +259,7 @@ pub struct Rack {
 
 /// Where a component sits in its rack.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct ComponentPosition {
     /// Slot number.
@@ -264,6 +272,7 @@ pub struct ComponentPosition {
 
 /// Inventory facts about a component (not its derived status).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Component {
     /// Component id.
@@ -300,6 +309,7 @@ pub struct Component {
 
 /// A component as the API shows it: inventory, derived status and service state.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ComponentView {
     /// Inventory facts.
@@ -313,6 +323,7 @@ pub struct ComponentView {
 
 /// One raw observation of a component pushed by Core or an operator.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Observation {
     /// The component observed.

@@ -5,6 +5,7 @@ use std::fmt;
 
 /// One problem with one field.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[error("{field}: {message}")]
 pub struct FieldError {
     /// Path of the field, e.g. `policy.safety_gates[0].failure_rate.percent`.
@@ -22,6 +23,7 @@ impl FieldError {
 
 /// Every problem found in one document (never empty).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ValidationErrors(pub Vec<FieldError>);
 
 impl ValidationErrors {

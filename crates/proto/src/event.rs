@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// One accepted event: sequence number, time, kind and JSON payload.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EventRecord {
     /// Monotonic sequence number, from 1.

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 /// Racks with their components, to create or update.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct InventoryUpsert {
     /// The racks.
@@ -15,6 +16,7 @@ pub struct InventoryUpsert {
 
 /// One rack in an upsert document.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RackSpec {
     /// Rack id.
@@ -35,6 +37,7 @@ pub struct RackSpec {
 
 /// One component in an upsert document; its rack is the enclosing rack.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ComponentSpec {
     /// Component id.

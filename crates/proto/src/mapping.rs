@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 /// Overrides of the default status tables, merged over the defaults.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct PhaseMappingOverride {
     /// Per kind: raw controller word (compute: the part before `/`; JSON kinds: the `state` tag)

@@ -9,6 +9,7 @@ use std::fmt;
 /// Deserialized through a private wire struct so that unknown fields are rejected for every kind
 /// (serde ignores extra fields on unit variants of internally tagged enums).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields, try_from = "OperationWire")]
 pub enum Operation {
     /// Power on.
@@ -65,6 +66,7 @@ impl TryFrom<OperationWire> for Operation {
 
 /// The operation's kind without its parameters, for tables and conflict rules.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum OperationKind {
     /// power_on.

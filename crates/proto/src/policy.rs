@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// How targets are split into waves.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum WaveSpec {
     /// `count` waves of (nearly) equal size.
@@ -28,6 +29,7 @@ impl Default for WaveSpec {
 
 /// Order of targets before they are split into waves.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Ordering {
     /// The order of the selector (rack id order for label and all selectors).
@@ -44,6 +46,7 @@ pub enum Ordering {
 
 /// Which failures a safety gate counts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum GateScope {
     /// Failures in the wave being dispatched.
@@ -65,6 +68,7 @@ impl GateScope {
 
 /// Trips when more than `max` targets failed... precisely: when failures reach `max`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct FailureCount {
     /// Failures (failed + terminated, unacknowledged) at which the gate trips.
@@ -73,6 +77,7 @@ pub struct FailureCount {
 
 /// Trips when the failure percentage of the scope's targets reaches `percent`.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct FailureRate {
     /// Percentage (0 < percent <= 100) of the scope's targets.
@@ -81,6 +86,7 @@ pub struct FailureRate {
 
 /// A safety gate: exactly one of `failure_count` or `failure_rate`, with a scope.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SafetyGate {
     /// Count threshold.
@@ -96,6 +102,7 @@ pub struct SafetyGate {
 
 /// What to do with a target whose components are not ready.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum OnNotReady {
     /// Hold it until ready (or `max_wait_seconds`, then pause the run).
@@ -107,6 +114,7 @@ pub enum OnNotReady {
 
 /// A daily UTC window, `HH:MM` to `HH:MM`; may wrap past midnight.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MaintenanceWindow {
     /// Start, `HH:MM` UTC.
@@ -145,6 +153,7 @@ pub fn parse_hhmm(text: &str) -> Option<u32> {
 
 /// Backoff and timeout for targets blocked by rack conflicts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct ConflictRetry {
     /// After this long blocked, the run pauses with `conflict_retry_timeout`.
@@ -163,6 +172,7 @@ impl Default for ConflictRetry {
 
 /// The policy a run dispatches under. Every field is optional in JSON.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct RunPolicy {
     /// Racks in flight at once for this run.

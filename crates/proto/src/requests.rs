@@ -18,6 +18,7 @@ macro_rules! policy_overrides {
         /// A run policy as a request states it: every field optional; what is absent comes from
         /// the base policy ([`PolicyOverrides::over`]).
         #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         #[serde(deny_unknown_fields)]
         pub struct PolicyOverrides {
             $(
@@ -74,6 +75,7 @@ policy_overrides! {
 
 /// `POST /v1/runs` body as sent: the policy holds only the fields the caller gives.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RunRequest {
     /// Human name.
@@ -106,6 +108,7 @@ impl RunRequest {
 
 /// `POST /v1/components/{id}/service-state` body.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ServiceStateRequest {
     /// The state to move to.
@@ -118,6 +121,7 @@ pub struct ServiceStateRequest {
 /// `POST /v1/components/{id}/service-state/force` body (admin): any state of the table, with a
 /// required note.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ForceServiceStateRequest {
     /// The state to move to.
@@ -128,6 +132,7 @@ pub struct ForceServiceStateRequest {
 
 /// `POST /v1/runs/{id}/pause`, `/resume`, `/cancel` body (optional).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ReasonRequest {
     /// Why.
@@ -137,6 +142,7 @@ pub struct ReasonRequest {
 
 /// `POST /v1/runs/{id}/advance` body (optional).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AdvanceRequest {
     /// Refuse unless this is the wave that would open.

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 /// Which racks a run covers.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Selector {
     /// Explicit rack ids, in the order given.
@@ -53,6 +54,7 @@ where
 
 /// Number of targets in each status; maintained incrementally, never by scanning.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct StatusCounts {
     /// pending.
@@ -141,6 +143,7 @@ impl StatusCounts {
 
 /// One wave of a run: planned at creation and frozen.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Wave {
     /// Wave number, from 1.
@@ -162,6 +165,7 @@ pub struct Wave {
 
 /// An operation run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Run {
     /// Run id.
@@ -205,6 +209,7 @@ pub struct Run {
 
 /// Why a waiting target waits: the first gate that holds it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Hold {
     /// The gate.
@@ -222,6 +227,7 @@ pub struct Hold {
 
 /// One rack within one run.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Target {
     /// Target id.
@@ -233,6 +239,7 @@ pub struct Target {
     /// Its wave, from 1.
     pub wave: u32,
     /// The selected components on the rack.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<ComponentId>))]
     pub components: Arc<[ComponentId]>,
     /// Status.
     pub status: TargetStatus,
@@ -299,6 +306,7 @@ impl Target {
 
 /// A task in Core, as Steward last saw it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Task {
     /// Core's task id.
@@ -325,6 +333,7 @@ pub struct Task {
 
 /// `POST /v1/runs` body.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateRunRequest {
     /// Human name.

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 /// One accepted service-state transition, for audit.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HistoryEntry {
     /// The component.
@@ -26,6 +27,7 @@ pub struct HistoryEntry {
 
 /// A site's service-state table as written in config (TOML or JSON); validated at load.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ServiceTableDoc {
     /// The state a new component starts in.

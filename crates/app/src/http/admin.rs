@@ -13,6 +13,14 @@ use axum::response::{IntoResponse, Response};
 use steward_proto::{ComponentId, ForceServiceStateRequest};
 
 /// `POST /v1/components/{id}/service-state/force`.
+#[utoipa::path(post, path = "/v1/components/{id}/service-state/force", tag = "service states",
+    params(("id" = String, Path, description = "Component id")),
+    request_body(content = ForceServiceStateRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The component in the forced state",
+            body = steward_proto::ComponentView),
+        (status = 400, description = "Invalid body (an empty note, a state the table lacks)"),
+        (status = 404, description = "No such component")))]
 pub async fn force_service_state(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,

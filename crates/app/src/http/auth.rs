@@ -49,6 +49,15 @@ impl Auth {
     }
 }
 
+/// What the OpenAPI document says of the routes anyone may GET.
+pub const PUBLIC_NOTE: &str = "Public: the status page and its assets hold no data (the page \
+    fetches everything with the viewer's token), so a browser can load them without a header.";
+
+/// Whether a path is served without a token: `/healthz`, the status page and its assets.
+pub fn is_public(path: &str) -> bool {
+    path == "/healthz" || path == "/readyz" || path == "/" || path.starts_with("/ui/")
+}
+
 /// The role a request needs.
 pub fn required_role(method: &Method, path: &str) -> Role {
     if method == Method::GET || method == Method::HEAD {
@@ -67,7 +76,7 @@ pub async fn authenticate(
     next: Next,
 ) -> Response {
     let path = request.uri().path().to_string();
-    if path == "/healthz" || path == "/readyz" {
+    if is_public(&path) {
         return next.run(request).await;
     }
     let caller = if auth.enabled() {

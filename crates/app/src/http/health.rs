@@ -12,6 +12,11 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 /// `GET /healthz`.
+#[utoipa::path(get, path = "/healthz", tag = "service",
+    responses(
+        (status = 200, description = "The reducer runs", body = Object,
+            example = json!({"status": "ok"})),
+        (status = 503, description = "The reducer stopped; restart the process")))]
 pub async fn healthz(State(state): State<ApiState>) -> Response {
     match state.health.live() {
         Ok(()) => axum::Json(json!({"status": "ok"})).into_response(),
@@ -20,6 +25,11 @@ pub async fn healthz(State(state): State<ApiState>) -> Response {
 }
 
 /// `GET /readyz`.
+#[utoipa::path(get, path = "/readyz", tag = "service",
+    responses(
+        (status = 200, description = "The reducer runs and the last commit succeeded", body = Object,
+            example = json!({"status": "ready", "last_commit": "2026-11-28T12:00:00Z"})),
+        (status = 503, description = "Not ready; `detail` says why (`store: disk full`, ...)")))]
 pub async fn readyz(State(state): State<ApiState>) -> Response {
     match state.health.ready() {
         Ok(()) => {

@@ -11,8 +11,11 @@
 
 mod admin;
 pub mod auth;
+mod events_stream;
 pub mod guard;
 mod health;
+pub mod openapi;
+mod page;
 mod params;
 pub mod problem;
 mod routes;
@@ -60,8 +63,10 @@ impl std::fmt::Debug for ApiState {
 /// The router with every route, auth, the body limit and problem+json for every error.
 pub fn router(state: ApiState) -> Router {
     let auth = state.auth.clone();
-    routes::routes()
+    let (routes, generated) = routes::api().split_for_parts();
+    routes
         .with_state(state)
+        .layer(axum::Extension(openapi::document(generated)))
         .layer(axum::middleware::from_fn_with_state(auth.clone(), auth::authenticate))
         .layer(axum::middleware::from_fn_with_state(auth, guard::guard))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

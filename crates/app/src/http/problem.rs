@@ -12,7 +12,7 @@ use steward_runtime::CommandError;
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// One API error.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     /// A URI naming the problem type.
     #[serde(rename = "type")]

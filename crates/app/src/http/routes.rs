@@ -2,25 +2,29 @@
 //! calls one [`steward_runtime::Handle`] method with the caller's name as initiator, and serializes the
 //! answer.
 
-use super::ApiState;
 use super::auth::Caller;
+use super::openapi::{
+    DryRun, EventsPage, InventorySummary, ObservationSummary, RackDetail, TransitionTableDoc,
+};
 use super::params::{ValidId, check_rack_filter, check_service_state};
 use super::problem::{Problem, parse_body, parse_optional_body, parse_value};
-use axum::Router;
+use super::{ApiState, events_stream, openapi, page};
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use steward_proto::{
-    AdvanceRequest, ComponentId, InventoryUpsert, Observation, RackId, ReasonRequest, RunId,
-    RunPolicy, RunRequest, ServiceStateRequest,
+    AdvanceRequest, ComponentId, ComponentKind, ComponentView, HistoryEntry, InventoryUpsert,
+    Observation, Phase, Rack, RackId, ReasonRequest, Run, RunId, RunPolicy, RunRequest,
+    ServiceStateRequest, Target,
 };
 use steward_runtime::{ComponentFilter, CreateRunOutcome};
 use steward_state_machine::{Machine, RunMachine, TargetMachine, TaskMachine, TransitionTable};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 type ApiResult = Result<Response, Problem>;
 
@@ -30,35 +34,46 @@ const MAX_EVENTS_WAIT_SECONDS: u64 = 60;
 const DEFAULT_EVENTS_LIMIT: u32 = 100;
 const MAX_EVENTS_LIMIT: u32 = 1000;
 
-pub(super) fn routes() -> Router<ApiState> {
-    Router::new()
-        .route("/healthz", get(super::health::healthz))
-        .route("/readyz", get(super::health::readyz))
-        .route("/metrics", get(metrics))
-        .route("/v1/inventory", post(inventory))
-        .route("/v1/racks", get(racks))
-        .route("/v1/racks/{id}", get(rack))
-        .route("/v1/components", get(components))
-        .route("/v1/components/{id}", get(component))
-        .route("/v1/components/{id}/service-state", post(set_service_state))
-        .route("/v1/components/{id}/service-state/force", post(super::admin::force_service_state))
-        .route("/v1/components/{id}/history", get(history))
-        .route("/v1/observations", post(observations))
-        .route("/v1/runs", post(create_run).get(runs))
-        .route("/v1/runs/{id}", get(run))
-        .route("/v1/runs/{id}/targets", get(targets))
-        .route("/v1/runs/{id}/pause", post(pause))
-        .route("/v1/runs/{id}/resume", post(resume))
-        .route("/v1/runs/{id}/cancel", post(cancel))
-        .route("/v1/runs/{id}/advance", post(advance))
-        .route("/v1/events", get(events))
-        .route("/v1/machines/{name}", get(machine))
+/// Every route, each from a handler annotated with `#[utoipa::path]`: the one list both the router
+/// and `GET /v1/openapi.json` are built from. A new route goes here as `.routes(routes!(handler))`
+/// (handlers sharing a path in one `routes!`); a plain `.route()` would serve it undocumented,
+/// which `tests/openapi.rs` refuses.
+pub(super) fn api() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(page::index))
+        .routes(routes!(page::asset))
+        .routes(routes!(openapi::serve))
+        .routes(routes!(super::health::healthz))
+        .routes(routes!(super::health::readyz))
+        .routes(routes!(metrics))
+        .routes(routes!(inventory))
+        .routes(routes!(racks))
+        .routes(routes!(rack))
+        .routes(routes!(components))
+        .routes(routes!(component))
+        .routes(routes!(set_service_state))
+        .routes(routes!(super::admin::force_service_state))
+        .routes(routes!(history))
+        .routes(routes!(observations))
+        .routes(routes!(create_run, runs))
+        .routes(routes!(run))
+        .routes(routes!(targets))
+        .routes(routes!(pause))
+        .routes(routes!(resume))
+        .routes(routes!(cancel))
+        .routes(routes!(advance))
+        .routes(routes!(events))
+        .routes(routes!(events_stream::stream))
+        .routes(routes!(machine))
 }
 
 fn json_ok(value: impl serde::Serialize) -> ApiResult {
     Ok(axum::Json(value).into_response())
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "service",
+    responses((status = 200, description = "Prometheus/OpenMetrics text", body = String,
+        content_type = "application/openmetrics-text")))]
 async fn metrics(State(state): State<ApiState>) -> Response {
     let mut response = state.metrics.encode().into_response();
     response.headers_mut().insert(
@@ -68,6 +83,10 @@ async fn metrics(State(state): State<ApiState>) -> Response {
     response
 }
 
+#[utoipa::path(post, path = "/v1/inventory", tag = "inventory",
+    request_body(content = InventoryUpsert, content_type = "application/json"),
+    responses((status = 200, description = "Counts of what was upserted", body = InventorySummary),
+        (status = 400, description = "Invalid document; `field` names the offending field")))]
 async fn inventory(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
@@ -77,14 +96,27 @@ async fn inventory(
     json_ok(state.handle.upsert_inventory(inventory, &caller.name).await?)
 }
 
+#[utoipa::path(get, path = "/v1/racks", tag = "inventory",
+    responses((status = 200, description = "Every rack", body = Vec<Rack>)))]
 async fn racks(State(state): State<ApiState>) -> ApiResult {
     json_ok(state.handle.racks().await?)
 }
 
+#[utoipa::path(get, path = "/v1/racks/{id}", tag = "inventory",
+    params(("id" = String, Path, description = "Rack id")),
+    responses((status = 200, description = "The rack with its components", body = RackDetail),
+        (status = 404, description = "No such rack")))]
 async fn rack(State(state): State<ApiState>, ValidId(id): ValidId) -> ApiResult {
     json_ok(state.handle.rack(RackId::new(id)).await?)
 }
 
+#[utoipa::path(get, path = "/v1/components", tag = "inventory",
+    params(("rack" = Option<String>, Query, description = "Only this rack"),
+        ("kind" = Option<ComponentKind>, Query, description = "Only this kind"),
+        ("phase" = Option<Phase>, Query, description = "Only this (effective) phase"),
+        ("service_state" = Option<String>, Query, description = "Only this service state")),
+    responses((status = 200, description = "Matching components", body = Vec<ComponentView>),
+        (status = 400, description = "Invalid filter")))]
 async fn components(
     State(state): State<ApiState>,
     Query(query): Query<BTreeMap<String, String>>,
@@ -104,10 +136,22 @@ async fn components(
     json_ok(state.handle.components(filter).await?)
 }
 
+#[utoipa::path(get, path = "/v1/components/{id}", tag = "inventory",
+    params(("id" = String, Path, description = "Component id")),
+    responses((status = 200, description = "The component", body = ComponentView),
+        (status = 404, description = "No such component")))]
 async fn component(State(state): State<ApiState>, ValidId(id): ValidId) -> ApiResult {
     json_ok(state.handle.component(ComponentId::new(id)).await?)
 }
 
+#[utoipa::path(post, path = "/v1/components/{id}/service-state", tag = "service states",
+    params(("id" = String, Path, description = "Component id")),
+    request_body(content = ServiceStateRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The component in its new state", body = ComponentView),
+        (status = 400, description = "Invalid body"),
+        (status = 404, description = "No such component"),
+        (status = 409, description = "Illegal transition; `allowed` lists the legal targets")))]
 async fn set_service_state(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
@@ -125,10 +169,20 @@ async fn set_service_state(
     json_ok(view)
 }
 
+#[utoipa::path(get, path = "/v1/components/{id}/history", tag = "service states",
+    params(("id" = String, Path, description = "Component id")),
+    responses(
+        (status = 200, description = "History, oldest first", body = Vec<HistoryEntry>),
+        (status = 404, description = "No such component")))]
 async fn history(State(state): State<ApiState>, ValidId(id): ValidId) -> ApiResult {
     json_ok(state.handle.history(ComponentId::new(id)).await?)
 }
 
+#[utoipa::path(post, path = "/v1/observations", tag = "inventory",
+    request_body(content = Vec<Observation>, content_type = "application/json"),
+    responses((status = 200, description = "How many observations arrived and changed a status",
+            body = ObservationSummary),
+        (status = 400, description = "Invalid observation")))]
 async fn observations(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
@@ -140,6 +194,12 @@ async fn observations(
     json_ok(json!({"received": received, "changed": changed}))
 }
 
+#[utoipa::path(post, path = "/v1/runs", tag = "runs",
+    request_body(content = RunRequest, content_type = "application/json",
+        description = "Unset policy fields take the server's configured defaults"),
+    responses((status = 201, description = "The run, created and started", body = Run),
+        (status = 200, description = "`dry_run`: the planned run, nothing created", body = DryRun),
+        (status = 400, description = "Invalid request or policy")))]
 async fn create_run(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
@@ -163,18 +223,35 @@ async fn create_run(
     }
 }
 
+#[utoipa::path(get, path = "/v1/runs", tag = "runs",
+    responses((status = 200, description = "Every run, newest first", body = Vec<Run>)))]
 async fn runs(State(state): State<ApiState>) -> ApiResult {
     json_ok(state.handle.runs().await?)
 }
 
+#[utoipa::path(get, path = "/v1/runs/{id}", tag = "runs",
+    params(("id" = String, Path, description = "Run id")),
+    responses((status = 200, description = "The run", body = Run),
+        (status = 404, description = "No such run")))]
 async fn run(State(state): State<ApiState>, ValidId(id): ValidId) -> ApiResult {
     json_ok(state.handle.run(RunId::new(id)).await?)
 }
 
+#[utoipa::path(get, path = "/v1/runs/{id}/targets", tag = "runs",
+    params(("id" = String, Path, description = "Run id")),
+    responses(
+        (status = 200, description = "Targets in dispatch order, with holds", body = Vec<Target>),
+        (status = 404, description = "No such run")))]
 async fn targets(State(state): State<ApiState>, ValidId(id): ValidId) -> ApiResult {
     json_ok(state.handle.targets(RunId::new(id)).await?)
 }
 
+#[utoipa::path(post, path = "/v1/runs/{id}/pause", tag = "runs",
+    params(("id" = String, Path, description = "Run id")),
+    request_body(content = Option<ReasonRequest>, content_type = "application/json"),
+    responses((status = 200, description = "The run after the command", body = Run),
+        (status = 404, description = "No such run"),
+        (status = 409, description = "Not allowed from the run's status")))]
 async fn pause(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
@@ -185,6 +262,12 @@ async fn pause(
     json_ok(state.handle.pause_run(RunId::new(id), request.reason, &caller.name).await?)
 }
 
+#[utoipa::path(post, path = "/v1/runs/{id}/resume", tag = "runs",
+    params(("id" = String, Path, description = "Run id")),
+    request_body(content = Option<ReasonRequest>, content_type = "application/json"),
+    responses((status = 200, description = "The run after the command", body = Run),
+        (status = 404, description = "No such run"),
+        (status = 409, description = "Not allowed from the run's status")))]
 async fn resume(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
@@ -195,6 +278,12 @@ async fn resume(
     json_ok(state.handle.resume_run(RunId::new(id), &caller.name).await?)
 }
 
+#[utoipa::path(post, path = "/v1/runs/{id}/cancel", tag = "runs",
+    params(("id" = String, Path, description = "Run id")),
+    request_body(content = Option<ReasonRequest>, content_type = "application/json"),
+    responses((status = 200, description = "The run after the command", body = Run),
+        (status = 404, description = "No such run"),
+        (status = 409, description = "Not allowed from the run's status")))]
 async fn cancel(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
@@ -205,6 +294,12 @@ async fn cancel(
     json_ok(state.handle.cancel_run(RunId::new(id), request.reason, &caller.name).await?)
 }
 
+#[utoipa::path(post, path = "/v1/runs/{id}/advance", tag = "runs",
+    params(("id" = String, Path, description = "Run id")),
+    request_body(content = Option<AdvanceRequest>, content_type = "application/json"),
+    responses((status = 200, description = "The run with its next wave open", body = Run),
+        (status = 404, description = "No such run"),
+        (status = 409, description = "Not paused at a wave gate, or another wave")))]
 async fn advance(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
@@ -227,6 +322,12 @@ fn query_number(query: &BTreeMap<String, String>, key: &str) -> Result<Option<u6
     }
 }
 
+#[utoipa::path(get, path = "/v1/events", tag = "events",
+    params(("after" = Option<u64>, Query, description = "Events after this seq (default 0)"),
+        ("limit" = Option<u32>, Query, description = "Page size, 1..=1000 (default 100)"),
+        ("wait" = Option<u64>, Query, description = "Long-poll this many seconds (max 60)")),
+    responses((status = 200, description = "A page of the event log", body = EventsPage),
+        (status = 400, description = "Invalid query parameter")))]
 async fn events(
     State(state): State<ApiState>,
     Query(query): Query<BTreeMap<String, String>>,
@@ -257,6 +358,13 @@ pub fn machine_table(name: &str, service: &TransitionTable) -> Option<Transition
     }
 }
 
+#[utoipa::path(get, path = "/v1/machines/{name}", tag = "machines",
+    params(("name" = String, Path, description = "service, run, target or task"),
+        ("format" = Option<String>, Query, description = "json (default), mermaid or table")),
+    responses((status = 200, description = "The transition table", body = TransitionTableDoc),
+        (status = 200, description = "mermaid/table", body = String, content_type = "text/plain"),
+        (status = 404, description = "No such machine"),
+        (status = 400, description = "Unknown format")))]
 async fn machine(
     State(state): State<ApiState>,
     Path(name): Path<String>,
