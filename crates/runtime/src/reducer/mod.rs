@@ -339,7 +339,7 @@ impl Reducer {
                     previous.iter().find(|(_, p)| p.gate == hold.gate && p.message == hold.message)
                 })
                 .map_or(now, |(_, previous)| previous.since);
-            let entry = Hold { gate: hold.gate, message: hold.message, since };
+            let entry = Hold { gate: hold.gate, message: hold.message, since, component: None };
             holds.entry(hold.run_id).or_default().push((hold.from, entry));
         }
         self.run_holds = holds;
