@@ -3,7 +3,7 @@
 //! listener — plus a clean shutdown (stop accepting, then let the reducer commit and stop).
 
 use super::{ApiState, Auth, router};
-use crate::config::{Config, ConfigError, SynchronousSetting};
+use crate::config::{Adapter, Config, ConfigError, SynchronousSetting};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -16,6 +16,8 @@ use steward_runtime::store::{StoreOptions, Synchronous};
 use steward_runtime::webhooks::WebhookConfig;
 use steward_runtime::{CommandError, Handle};
 use steward_runtime::{Runtime, RuntimeConfig, StartError};
+use steward_proto::InventoryUpsert;
+use steward_redfish::RedfishCore;
 use steward_sim::{SimConfig, SimCore};
 use steward_state_machine::ServiceTable;
 use tokio_util::sync::CancellationToken;
@@ -103,7 +105,7 @@ pub fn runtime_config(config: &Config) -> Result<RuntimeConfig, ConfigError> {
 /// A running steward service.
 pub struct Server {
     runtime: Runtime,
-    sim: SimCore,
+    sim: Option<SimCore>,
     addr: SocketAddr,
     stop: CancellationToken,
     http: tokio::task::JoinHandle<()>,
@@ -119,13 +121,45 @@ impl Server {
     /// Validates `config`, starts the sim Core it describes, the runtime and the HTTP API.
     pub async fn start(config: &Config) -> Result<Server, ServeError> {
         config.validate()?;
+        if config.core.adapter == Adapter::Redfish {
+            return Self::start_with_redfish(config).await;
+        }
         let sim = sim_config(config)?;
         Self::start_with_sim(config, sim).await
+    }
+
+    /// Starts with the Redfish adapter of `[core.redfish]`: its journal lives in the same
+    /// database; discovered systems are imported at start and whenever discovery finds new ones.
+    async fn start_with_redfish(config: &Config) -> Result<Server, ServeError> {
+        let settings = config.redfish_settings()?;
+        let clock: SharedClock = Arc::new(SystemClock);
+        let store = runtime_config(config)?.store;
+        let redfish = RedfishCore::start(settings, &config.db, &store, clock.clone()).await?;
+        let core: Arc<dyn Core> = Arc::new(redfish.clone());
+        let server = Self::start_with_core(config, core, clock, redfish.inventory(), None).await?;
+        if config.import_core_inventory {
+            spawn_reimport(server.handle(), redfish, server.stop.clone());
+        }
+        Ok(server)
     }
 
     /// Like [`Server::start`] with explicit sim Core settings (the demo's fleet).
     pub async fn start_with_sim(config: &Config, sim: SimConfig) -> Result<Server, ServeError> {
         config.validate()?;
+        let clock: SharedClock = Arc::new(SystemClock);
+        let sim = SimCore::new(sim, clock.clone())?;
+        let core: Arc<dyn Core> = Arc::new(sim.clone());
+        let inventory = sim.inventory();
+        Self::start_with_core(config, core, clock, inventory, Some(sim)).await
+    }
+
+    async fn start_with_core(
+        config: &Config,
+        core: Arc<dyn Core>,
+        clock: SharedClock,
+        inventory: InventoryUpsert,
+        sim: Option<SimCore>,
+    ) -> Result<Server, ServeError> {
         let addr = config.listen_addr()?;
         let runtime_config = runtime_config(config)?;
         let service_table = match &config.service_states {
@@ -141,9 +175,6 @@ impl Server {
             })?)),
             None => None,
         };
-        let clock: SharedClock = Arc::new(SystemClock);
-        let sim = SimCore::new(sim, clock.clone())?;
-        let core: Arc<dyn Core> = Arc::new(sim.clone());
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| ServeError::Bind { addr, message: e.to_string() })?;
@@ -151,8 +182,7 @@ impl Server {
             listener.local_addr().map_err(|e| ServeError::Bind { addr, message: e.to_string() })?;
         let runtime = Runtime::start(runtime_config, core, clock).await?;
         if config.import_core_inventory {
-            let summary =
-                runtime.handle().upsert_inventory(sim.inventory(), IMPORT_INITIATOR).await;
+            let summary = runtime.handle().upsert_inventory(inventory, IMPORT_INITIATOR).await;
             if let Err(error) = summary {
                 runtime.shutdown().await;
                 return Err(error.into());
@@ -197,9 +227,9 @@ impl Server {
         self.runtime.metrics()
     }
 
-    /// The sim Core (failure injection for the demo and tests).
-    pub fn sim(&self) -> &SimCore {
-        &self.sim
+    /// The sim Core (failure injection for the demo and tests); `None` with another adapter.
+    pub fn sim(&self) -> Option<&SimCore> {
+        self.sim.as_ref()
     }
 
     /// Stops accepting requests (in-flight ones get two seconds), then shuts the runtime down:
@@ -213,4 +243,22 @@ impl Server {
         self.runtime.shutdown().await;
         tracing::info!("steward stopped");
     }
+}
+
+/// Re-imports the Redfish inventory whenever discovery finds systems it did not know.
+fn spawn_reimport(handle: Handle, redfish: RedfishCore, stop: CancellationToken) {
+    let mut changes = redfish.inventory_changes();
+    changes.mark_unchanged();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                changed = changes.changed() => if changed.is_err() { return },
+            }
+            if let Err(error) = handle.upsert_inventory(redfish.inventory(), IMPORT_INITIATOR).await
+            {
+                tracing::warn!(%error, "could not import newly discovered Redfish systems");
+            }
+        }
+    });
 }
