@@ -45,7 +45,8 @@ async fn power_cycle_over_three_racks_survives_sigkill_and_sends_each_reset_once
         )
         .await;
     assert_eq!(run.status, 201, "{run:?}");
-    let id = run.body.pointer("/run/id").or(run.body.get("id")).unwrap().as_str().unwrap().to_string();
+    let id =
+        run.body.pointer("/run/id").or(run.body.get("id")).unwrap().as_str().unwrap().to_string();
 
     // SIGKILL steward as soon as the first Reset has reached an emulator.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -87,10 +88,14 @@ async fn power_off_is_verified_and_a_dead_bmc_makes_its_components_unknown() {
     assert_eq!(api.wait_ready().await, 4);
 
     let run = api
-        .post("/v1/runs", &json!({"operation": {"kind": "power_off"}, "selector": {"racks": ["rack-002"]}}))
+        .post(
+            "/v1/runs",
+            &json!({"operation": {"kind": "power_off"}, "selector": {"racks": ["rack-002"]}}),
+        )
         .await;
     assert_eq!(run.status, 201, "{run:?}");
-    let id = run.body.pointer("/run/id").or(run.body.get("id")).unwrap().as_str().unwrap().to_string();
+    let id =
+        run.body.pointer("/run/id").or(run.body.get("id")).unwrap().as_str().unwrap().to_string();
     let done = api
         .wait_for(&format!("/v1/runs/{id}"), Duration::from_secs(90), |run| {
             run["status"] == "completed" || run["status"] == "failed"

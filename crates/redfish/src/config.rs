@@ -331,7 +331,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pw = dir.path().join("pw");
         std::fs::write(&pw, "s3cret\n").unwrap();
-        let head = format!("username = \"admin\"\npassword_file = {:?}\n", pw.display().to_string());
+        let head =
+            format!("username = \"admin\"\npassword_file = {:?}\n", pw.display().to_string());
         let settings = parse(&format!("{head}{ENDPOINT}")).unwrap();
         assert_eq!(settings.password.expose(), "s3cret");
         assert!(!format!("{settings:?}").contains("s3cret"));

@@ -82,10 +82,15 @@ impl RedfishCore {
         clock: SharedClock,
     ) -> Result<RedfishCore, CoreError> {
         let journal_path = db.display().to_string();
-        let journal = AdapterJournal::open(db, ADAPTER, store)
-            .map_err(|e| CoreError::Journal { path: journal_path.clone(), message: e.to_string() })?;
+        let journal = AdapterJournal::open(db, ADAPTER, store).map_err(|e| CoreError::Journal {
+            path: journal_path.clone(),
+            message: e.to_string(),
+        })?;
         let http = http_client(settings.timeout, settings.connect_timeout, settings.max_in_flight)
-            .map_err(|message| CoreError::InvalidConfig { field: "core.redfish".into(), message })?;
+            .map_err(|message| CoreError::InvalidConfig {
+                field: "core.redfish".into(),
+                message,
+            })?;
         let permits = Arc::new(Semaphore::new(settings.max_in_flight));
         let endpoints = settings
             .endpoints
@@ -235,7 +240,10 @@ impl RedfishCore {
             let group: Vec<&ComponentId> = request
                 .components
                 .iter()
-                .filter(|c| self.kind_of(c) == Some(kind) || (self.kind_of(c).is_none() && kind == ComponentKind::Node))
+                .filter(|c| {
+                    self.kind_of(c) == Some(kind)
+                        || (self.kind_of(c).is_none() && kind == ComponentKind::Node)
+                })
                 .collect();
             if group.is_empty() {
                 continue;
@@ -320,7 +328,8 @@ impl RedfishCore {
         }
         let mut data: StepData =
             previous.and_then(|s| serde_json::from_str(&s.data).ok()).unwrap_or_default();
-        let system = self.inner.systems.read().unwrap_or_else(|p| p.into_inner()).get(component).cloned();
+        let system =
+            self.inner.systems.read().unwrap_or_else(|p| p.into_inner()).get(component).cloned();
         let Some(system) = system else {
             data.message = format!("{component} is not a discovered Redfish system");
             self.write_step(task_id, component, FAILED, &data);
@@ -418,7 +427,10 @@ impl RedfishCore {
             match systems.get(component) {
                 None => return Some(format!("{component} is not a discovered Redfish system")),
                 Some(s) if s.rack != request.rack_id => {
-                    return Some(format!("{component} is in rack {}, not {}", s.rack, request.rack_id));
+                    return Some(format!(
+                        "{component} is in rack {}, not {}",
+                        s.rack, request.rack_id
+                    ));
                 }
                 Some(_) => {}
             }
@@ -464,7 +476,9 @@ impl Core for RedfishCore {
 
     async fn submit(&self, request: &TaskRequest) -> Result<SubmitOutcome, CoreError> {
         let key = request.idempotency_key.as_str();
-        if let Some(task) = self.inner.journal.task_by_key(key).map_err(|e| self.journal_error(e))? {
+        if let Some(task) =
+            self.inner.journal.task_by_key(key).map_err(|e| self.journal_error(e))?
+        {
             return Ok(SubmitOutcome::Accepted { task_id: TaskId::new(task.task_id) });
         }
         if let Some(message) = self.validate_request(request) {
@@ -492,7 +506,11 @@ impl Core for RedfishCore {
         let steps: Vec<JournalStep> = request
             .components
             .iter()
-            .map(|c| JournalStep { step: c.to_string(), state: PENDING.into(), data: empty.clone() })
+            .map(|c| JournalStep {
+                step: c.to_string(),
+                state: PENDING.into(),
+                data: empty.clone(),
+            })
             .collect();
         let created = self.inner.journal.create_task(&task, &steps, &self.now_text());
         if !matches!(created, Ok(true)) {
@@ -501,7 +519,8 @@ impl Core for RedfishCore {
         match created.map_err(|e| self.journal_error(e))? {
             true => self.spawn_runner(task_id.clone(), request.clone()),
             false => {
-                let existing = self.inner.journal.task_by_key(key).map_err(|e| self.journal_error(e))?;
+                let existing =
+                    self.inner.journal.task_by_key(key).map_err(|e| self.journal_error(e))?;
                 let id = existing.map_or(task_id.clone(), |t| t.task_id);
                 return Ok(SubmitOutcome::Accepted { task_id: TaskId::new(id) });
             }
@@ -516,7 +535,8 @@ impl Core for RedfishCore {
     }
 
     async fn find_task(&self, key: &IdempotencyKey) -> Result<Option<TaskReport>, CoreError> {
-        let found = self.inner.journal.task_by_key(key.as_str()).map_err(|e| self.journal_error(e))?;
+        let found =
+            self.inner.journal.task_by_key(key.as_str()).map_err(|e| self.journal_error(e))?;
         found.map(|task| self.report(&task)).transpose()
     }
 

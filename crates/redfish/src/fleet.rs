@@ -154,7 +154,10 @@ impl EndpointState {
             .collect::<Vec<_>>()
             .await;
         // A failed read of one system is an endpoint failure when it is a transport failure.
-        if let Some(Err(error)) = reads.iter().find(|r| matches!(r, Err(e) if e.is_unreachable() || matches!(e, BmcError::Auth(_)))) {
+        if let Some(Err(error)) = reads
+            .iter()
+            .find(|r| matches!(r, Err(e) if e.is_unreachable() || matches!(e, BmcError::Auth(_))))
+        {
             return Err(error.clone());
         }
         Ok(reads)
@@ -214,11 +217,14 @@ pub async fn sync_endpoint(
                 ));
                 sync.found.push(system_ref);
             }
-            Err(error) => tracing::debug!(endpoint = %endpoint.config.url, %error, "system read failed"),
+            Err(error) => {
+                tracing::debug!(endpoint = %endpoint.config.url, %error, "system read failed")
+            }
         }
     }
     // Known systems that did not answer (vanished, 404, unreadable) go unknown.
-    let seen: std::collections::BTreeSet<_> = sync.found.iter().map(|s| s.spec.id.clone()).collect();
+    let seen: std::collections::BTreeSet<_> =
+        sync.found.iter().map(|s| s.spec.id.clone()).collect();
     for (id, _) in known.iter().filter(|(id, s)| s.endpoint == index && !seen.contains(*id)) {
         let state = unknown_state(kind, "system vanished or unreadable (not in the BMC's Systems)");
         sync.observations.push(observation(id, state, None, None, now));

@@ -79,7 +79,11 @@ impl StepContext<'_> {
 }
 
 /// Runs `operation` on one system, resuming from `data`.
-pub async fn run_step(ctx: &StepContext<'_>, operation: &Operation, data: &mut StepData) -> Outcome {
+pub async fn run_step(
+    ctx: &StepContext<'_>,
+    operation: &Operation,
+    data: &mut StepData,
+) -> Outcome {
     let result = match operation {
         Operation::PowerOn => power_to(ctx, data, "On", &["On", "ForceOn"]).await,
         Operation::PowerOff => power_to(ctx, data, "Off", &["ForceOff", "GracefulShutdown"]).await,
@@ -176,8 +180,7 @@ async fn power_cycle(ctx: &StepContext<'_>, data: &mut StepData) -> Result<Strin
     let system = ctx.read().await.map_err(|e| e.to_string())?;
     let (path, allowed) = allowed_resets(ctx, &system).await;
     let off_sent = data.sent.iter().any(|a| a == "ForceOff");
-    if !off_sent && let Some(action) = choose(&single, &allowed).filter(|_| !allowed.is_empty())
-    {
+    if !off_sent && let Some(action) = choose(&single, &allowed).filter(|_| !allowed.is_empty()) {
         let started = Instant::now();
         reset(ctx, data, &path, action).await?;
         return wait_cycle(ctx, action, started).await;
@@ -200,13 +203,19 @@ async fn power_cycle(ctx: &StepContext<'_>, data: &mut StepData) -> Result<Strin
 
 /// Done when the system reads On after having read something else, or reads On throughout
 /// for [`CYCLE_UNSEEN_GRACE`] (BMCs whose PowerState never visibly leaves On).
-async fn wait_cycle(ctx: &StepContext<'_>, action: &str, started: Instant) -> Result<String, String> {
+async fn wait_cycle(
+    ctx: &StepContext<'_>,
+    action: &str,
+    started: Instant,
+) -> Result<String, String> {
     let mut left_on = false;
     let mut delay = FIRST_POLL;
     loop {
         let power = ctx.read().await.ok().and_then(|s| s.power_state);
         match power.as_deref() {
-            Some("On") if left_on => return Ok(format!("{action} sent; PowerState went Off, then On")),
+            Some("On") if left_on => {
+                return Ok(format!("{action} sent; PowerState went Off, then On"));
+            }
             Some("On") if started.elapsed() >= CYCLE_UNSEEN_GRACE => {
                 return Ok(format!("{action} sent; PowerState On (never seen leaving On)"));
             }
@@ -254,7 +263,11 @@ async fn wait_power(ctx: &StepContext<'_>, target: &str, what: &str) -> Result<S
     }
 }
 
-async fn firmware(ctx: &StepContext<'_>, data: &mut StepData, version: &str) -> Result<String, String> {
+async fn firmware(
+    ctx: &StepContext<'_>,
+    data: &mut StepData,
+    version: &str,
+) -> Result<String, String> {
     let system = ctx.read().await.map_err(|e| e.to_string())?;
     if data.sent.iter().any(|a| a == "SimpleUpdate") {
         return wait_version(ctx, version, "verified after an earlier attempt (not re-sent)").await;
@@ -293,7 +306,9 @@ async fn follow_monitor(ctx: &StepContext<'_>, monitor: &str) -> Result<(), Stri
             Err(error) if error.is_unreachable() => {}
             Err(error) => return Err(format!("task monitor {monitor}: {error}")),
             Ok(Some(task)) => match task.task_state.as_deref() {
-                Some("Completed") if task.task_status.as_deref() != Some("Critical") => return Ok(()),
+                Some("Completed") if task.task_status.as_deref() != Some("Critical") => {
+                    return Ok(());
+                }
                 Some("Completed" | "Exception" | "Killed" | "Cancelled" | "Interrupted") => {
                     let messages: Vec<_> =
                         task.messages.iter().filter_map(|m| m.message.clone()).collect();

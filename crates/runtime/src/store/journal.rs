@@ -117,8 +117,10 @@ impl AdapterJournal {
             "SELECT {TASK_COLUMNS} FROM adapter_tasks WHERE adapter = ?1 AND idempotency_key = ?2"
         );
         let conn = self.lock();
-        let task =
-            conn.prepare_cached(&sql)?.query_row(params![self.adapter, key], task_row).optional()?;
+        let task = conn
+            .prepare_cached(&sql)?
+            .query_row(params![self.adapter, key], task_row)
+            .optional()?;
         Ok(task)
     }
 
@@ -154,7 +156,12 @@ impl AdapterJournal {
     }
 
     /// Sets a task's status.
-    pub fn set_task_status(&self, task_id: &str, status: &str, now: &str) -> Result<(), StoreError> {
+    pub fn set_task_status(
+        &self,
+        task_id: &str,
+        status: &str,
+        now: &str,
+    ) -> Result<(), StoreError> {
         let conn = self.lock();
         conn.prepare_cached(
             "UPDATE adapter_tasks SET status = ?3, updated_at = ?4 WHERE adapter = ?1 AND task_id = ?2",
