@@ -28,6 +28,15 @@ pub fn available() -> bool {
     false
 }
 
+/// An htpasswd file for admin / password (bcrypt cost 4), written by the emulator's own Python.
+fn write_htpasswd(path: &Path) {
+    let python = sushy().unwrap().with_file_name("python3");
+    let script = "import bcrypt,sys; h=bcrypt.hashpw(b'password', bcrypt.gensalt(4)).decode(); \
+                  open(sys.argv[1],'w').write('admin:'+h+'\\n')";
+    let status = Command::new(python).args(["-c", script]).arg(path).status().unwrap();
+    assert!(status.success(), "could not write {}", path.display());
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -45,6 +54,20 @@ pub struct Emulator {
 impl Emulator {
     /// Starts an emulator in `dir` with `systems` fake systems in `power` state.
     pub fn start(dir: &Path, tag: u32, systems: u32, power: &str) -> Emulator {
+        Self::start_with(dir, tag, systems, power, false, false)
+    }
+
+    /// Like [`Emulator::start`], with `tests/fixtures/sushy_versions.py` (a fake driver that keeps
+    /// firmware versions) when `versioned`, and basic auth (admin / password, bcrypt cost 4) when
+    /// `auth`.
+    pub fn start_with(
+        dir: &Path,
+        tag: u32,
+        systems: u32,
+        power: &str,
+        versioned: bool,
+        auth: bool,
+    ) -> Emulator {
         std::fs::create_dir_all(dir).unwrap();
         let uuids: Vec<String> =
             (1..=systems).map(|n| format!("{tag:08x}-0000-4000-8000-{n:012x}")).collect();
@@ -56,18 +79,35 @@ impl Emulator {
             })
             .collect();
         let config = dir.join("emulator.py");
-        std::fs::write(
-            &config,
-            format!(
-                "SUSHY_EMULATOR_FAKE_SYSTEMS = [{}]\nSUSHY_EMULATOR_STATE_DIR = {:?}\n",
-                entries.join(", "),
-                dir.join("state").display().to_string()
-            ),
-        )
-        .unwrap();
+        let mut text = format!(
+            "SUSHY_EMULATOR_FAKE_SYSTEMS = [{}]\nSUSHY_EMULATOR_STATE_DIR = {:?}\n",
+            entries.join(", "),
+            dir.join("state").display().to_string()
+        );
+        if auth {
+            let htpasswd = dir.join("htpasswd");
+            write_htpasswd(&htpasswd);
+            text.push_str(&format!(
+                "SUSHY_EMULATOR_AUTH_FILE = {:?}\n",
+                htpasswd.display().to_string()
+            ));
+        }
+        std::fs::write(&config, text).unwrap();
         let port = free_port();
         let log = dir.join("requests.log");
-        let child = Command::new(sushy().expect("sushy-emulator on PATH"))
+        let exe = sushy().expect("sushy-emulator on PATH");
+        let mut command = if versioned {
+            // The emulator's own interpreter (the venv's python3 beside it) runs the fixture.
+            let python = exe.with_file_name("python3");
+            let fixture =
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sushy_versions.py");
+            let mut command = Command::new(python);
+            command.arg(fixture);
+            command
+        } else {
+            Command::new(exe)
+        };
+        let child = command
             .arg("--config")
             .arg(&config)
             .args(["--fake", "-i", "127.0.0.1", "-p", &port.to_string()])
@@ -118,6 +158,18 @@ impl Emulator {
     pub fn resets(&self, uuid: &str) -> usize {
         let needle = format!("POST /redfish/v1/Systems/{uuid}/Actions/ComputerSystem.Reset");
         std::fs::read_to_string(&self.log).unwrap_or_default().matches(&needle).count()
+    }
+
+    /// How many SimpleUpdate POSTs the request log shows.
+    pub fn simple_updates(&self) -> usize {
+        let needle = "POST /redfish/v1/UpdateService/Actions/UpdateService.SimpleUpdate";
+        std::fs::read_to_string(&self.log).unwrap_or_default().matches(needle).count()
+    }
+
+    /// A system's BiosVersion.
+    pub fn bios_version(&self, uuid: &str) -> Option<String> {
+        let system = self.get_json(&format!("/redfish/v1/Systems/{uuid}"))?;
+        system["BiosVersion"].as_str().map(str::to_string)
     }
 
     /// The process id (for SIGSTOP/SIGCONT).
