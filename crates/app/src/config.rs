@@ -155,6 +155,8 @@ pub enum Adapter {
     /// The in-process simulated Core.
     #[default]
     Sim,
+    /// Real BMCs over DMTF Redfish (`[core.redfish]`, crate `steward-redfish`).
+    Redfish,
 }
 
 /// The `[core]` table.
@@ -165,6 +167,8 @@ pub struct CoreSection {
     pub adapter: Adapter,
     /// Settings of the sim adapter (`SimConfig` fields; missing ones keep their defaults).
     pub sim: toml::Table,
+    /// Settings of the redfish adapter (`steward_redfish::RedfishConfig`), checked at start.
+    pub redfish: toml::Table,
 }
 
 /// The `[planner]` table.
@@ -314,6 +318,9 @@ impl Config {
                 "must be at least 1 (omit it for no global limit)",
             ));
         }
+        if self.core.adapter == Adapter::Redfish {
+            self.redfish_settings()?;
+        }
         StatusMapper::with_override(&self.phase_mapping)
             .map_err(|e| ConfigError::invalid("phase_mapping", e.to_string()))?;
         if let Some(doc) = &self.service_states {
@@ -327,6 +334,19 @@ impl Config {
             return Err(ConfigError::invalid(key, errors.to_string()));
         }
         Ok(())
+    }
+
+    /// The validated `[core.redfish]` settings (loads the password; errors name the key).
+    pub fn redfish_settings(&self) -> Result<steward_redfish::Settings, ConfigError> {
+        let to_config = |e: steward_runtime::core::CoreError| match e {
+            steward_runtime::core::CoreError::InvalidConfig { field, message } => {
+                ConfigError::invalid(field, message)
+            }
+            other => ConfigError::invalid("core.redfish", other.to_string()),
+        };
+        steward_redfish::RedfishConfig::from_table(self.core.redfish.clone())
+            .and_then(|c| c.validate())
+            .map_err(to_config)
     }
 
     fn validate_tokens(&self) -> Result<(), ConfigError> {

@@ -152,7 +152,9 @@ async fn drive(
         .take(2)
         .map(|t| t.rack_id.clone())
         .collect();
-    server.sim().inject_failures(doomed.iter().cloned());
+    if let Some(sim) = server.sim() {
+        sim.inject_failures(doomed.iter().cloned());
+    }
     let names: Vec<&str> = doomed.iter().map(RackId::as_str).collect();
     say(&format!("injecting firmware failures into {} (wave 2)", names.join(" and ")));
     say("");
@@ -235,7 +237,9 @@ async fn act_on_pause(
             progress.note(
                 "  these failures (recorded in the event log), so the gate counts only new ones",
             );
-            server.sim().clear_injected_failures();
+            if let Some(sim) = server.sim() {
+                sim.clear_injected_failures();
+            }
             tokio::time::sleep(Duration::from_millis(800)).await;
             client
                 .post(

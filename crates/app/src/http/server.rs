@@ -7,12 +7,14 @@
 //! server is dropped: a second server on the same file is refused without a trace.
 
 use super::{ApiState, Auth, router};
-use crate::config::{Config, ConfigError, SynchronousSetting};
+use crate::config::{Adapter, Config, ConfigError, SynchronousSetting};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use steward_proto::InventoryUpsert;
+use steward_redfish::RedfishCore;
 use steward_runtime::Metrics;
 use steward_runtime::clock::{SharedClock, SystemClock};
 use steward_runtime::core::{Core, CoreError};
@@ -114,10 +116,26 @@ pub fn runtime_config(config: &Config) -> Result<RuntimeConfig, ConfigError> {
     Ok(runtime)
 }
 
+/// What a start has made before the runtime: the adapter, its inventory and the held lock.
+struct Started {
+    core: Arc<dyn Core>,
+    clock: SharedClock,
+    inventory: InventoryUpsert,
+    sim: Option<SimCore>,
+    lock: DbLock,
+}
+
+/// The checks that come before anything is created or changed: the database is writable, and
+/// this process takes the one-writer lock beside it.
+fn preflight(config: &Config) -> Result<DbLock, ServeError> {
+    check_writable(&config.db)?;
+    Ok(DbLock::acquire(&config.db)?)
+}
+
 /// A running steward service.
 pub struct Server {
     runtime: Runtime,
-    sim: SimCore,
+    sim: Option<SimCore>,
     addr: SocketAddr,
     stop: CancellationToken,
     http: tokio::task::JoinHandle<()>,
@@ -135,13 +153,51 @@ impl Server {
     /// Validates `config`, starts the sim Core it describes, the runtime and the HTTP API.
     pub async fn start(config: &Config) -> Result<Server, ServeError> {
         config.validate()?;
+        if config.core.adapter == Adapter::Redfish {
+            return Self::start_with_redfish(config).await;
+        }
         let sim = sim_config(config)?;
         Self::start_with_sim(config, sim).await
+    }
+
+    /// Starts with the Redfish adapter of `[core.redfish]`: its journal lives in the same
+    /// database; discovered systems are imported at start and whenever discovery finds new ones.
+    async fn start_with_redfish(config: &Config) -> Result<Server, ServeError> {
+        let settings = config.redfish_settings()?;
+        let lock = preflight(config)?;
+        let clock: SharedClock = Arc::new(SystemClock);
+        let store = runtime_config(config)?.store;
+        let redfish = RedfishCore::start(settings, &config.db, &store, clock.clone()).await?;
+        let core: Arc<dyn Core> = Arc::new(redfish.clone());
+        let started = Started { core, clock, inventory: redfish.inventory(), sim: None, lock };
+        let server = Self::start_with_core(config, started, None).await?;
+        if config.import_core_inventory {
+            spawn_reimport(server.handle(), redfish, server.stop.clone());
+        }
+        Ok(server)
     }
 
     /// Like [`Server::start`] with explicit sim Core settings (the demo's fleet).
     pub async fn start_with_sim(config: &Config, sim: SimConfig) -> Result<Server, ServeError> {
         config.validate()?;
+        let lock = preflight(config)?;
+        let clock: SharedClock = Arc::new(SystemClock);
+        let fresh_journal = sim.journal.clone().filter(|path| !path.exists());
+        let sim = SimCore::new(sim, clock.clone())?;
+        let core: Arc<dyn Core> = Arc::new(sim.clone());
+        let inventory = sim.inventory();
+        let started = Started { core, clock, inventory, sim: Some(sim), lock };
+        Self::start_with_core(config, started, fresh_journal).await
+    }
+
+    /// Starts the runtime over an adapter and serves the API. `fresh_journal` is an adapter
+    /// journal file this start created, removed again if the store refuses to start.
+    async fn start_with_core(
+        config: &Config,
+        started: Started,
+        fresh_journal: Option<PathBuf>,
+    ) -> Result<Server, ServeError> {
+        let Started { core, clock, inventory, sim, lock } = started;
         let addr = config.listen_addr()?;
         let runtime_config = runtime_config(config)?;
         let service_table = match &config.service_states {
@@ -152,18 +208,11 @@ impl Server {
             None => ServiceTable::default(),
         };
         let default_policy = Arc::new(config.default_policy.clone().unwrap_or_default());
-        // Nothing may be created or changed before these two checks pass.
-        check_writable(&config.db)?;
-        let lock = DbLock::acquire(&config.db)?;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| ServeError::Bind { addr, message: e.to_string() })?;
         let addr =
             listener.local_addr().map_err(|e| ServeError::Bind { addr, message: e.to_string() })?;
-        let clock: SharedClock = Arc::new(SystemClock);
-        let fresh_journal = sim.journal.clone().filter(|path| !path.exists());
-        let sim = SimCore::new(sim, clock.clone())?;
-        let core: Arc<dyn Core> = Arc::new(sim.clone());
         let runtime = match Runtime::start(runtime_config, core, clock).await {
             Ok(runtime) => runtime,
             Err(error) => {
@@ -177,7 +226,7 @@ impl Server {
         };
         if config.import_core_inventory {
             // Core-owned fields only: names, labels and locations set by the operator survive.
-            let summary = runtime.handle().import_core_inventory(sim.inventory()).await;
+            let summary = runtime.handle().import_core_inventory(inventory).await;
             if let Err(error) = summary {
                 runtime.shutdown().await;
                 return Err(error.into());
@@ -228,9 +277,9 @@ impl Server {
         self.runtime.health()
     }
 
-    /// The sim Core (failure injection for the demo and tests).
-    pub fn sim(&self) -> &SimCore {
-        &self.sim
+    /// The sim Core (failure injection for the demo and tests); `None` with another adapter.
+    pub fn sim(&self) -> Option<&SimCore> {
+        self.sim.as_ref()
     }
 
     /// Stops accepting requests (in-flight ones get two seconds), then shuts the runtime down:
@@ -244,4 +293,22 @@ impl Server {
         self.runtime.shutdown().await;
         tracing::info!("steward stopped");
     }
+}
+
+/// Re-imports the Redfish inventory whenever discovery finds systems it did not know.
+fn spawn_reimport(handle: Handle, redfish: RedfishCore, stop: CancellationToken) {
+    let mut changes = redfish.inventory_changes();
+    changes.mark_unchanged();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                changed = changes.changed() => if changed.is_err() { return },
+            }
+            // Core-owned fields only, as at start: operator names and labels survive.
+            if let Err(error) = handle.import_core_inventory(redfish.inventory()).await {
+                tracing::warn!(%error, "could not import newly discovered Redfish systems");
+            }
+        }
+    });
 }

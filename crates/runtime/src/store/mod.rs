@@ -13,6 +13,7 @@
 mod batch;
 mod codec;
 mod error;
+pub mod journal;
 mod load;
 pub mod lock;
 pub mod replay;

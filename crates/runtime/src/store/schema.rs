@@ -100,7 +100,36 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_pending ON outbox(webhook, seq, id) WHERE delivered_at IS NULL;
 "#;
 
-const MIGRATION_LIST: &[M<'static>] = &[M::up(V1)];
+/// Migration 2: the adapter journal (`store::journal`), where a Core adapter records its tasks
+/// and their steps before a request leaves, so `find_task` and crash recovery work from
+/// Steward's own database. Generic: `adapter` names the adapter, `data` is the adapter's JSON.
+/// A task row's key is unique per adapter; a step is named by the adapter (e.g. a component id).
+const V2: &str = r#"
+CREATE TABLE adapter_tasks (
+    adapter         TEXT NOT NULL,
+    task_id         TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    status          TEXT NOT NULL,
+    data            TEXT NOT NULL,
+    created_at      TEXT NOT NULL,
+    updated_at      TEXT NOT NULL,
+    PRIMARY KEY (adapter, task_id)
+);
+CREATE UNIQUE INDEX adapter_tasks_key ON adapter_tasks(adapter, idempotency_key);
+
+CREATE TABLE adapter_steps (
+    adapter    TEXT NOT NULL,
+    task_id    TEXT NOT NULL,
+    step       TEXT NOT NULL,
+    state      TEXT NOT NULL,
+    data       TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (adapter, task_id, step),
+    FOREIGN KEY (adapter, task_id) REFERENCES adapter_tasks(adapter, task_id)
+);
+"#;
+
+const MIGRATION_LIST: &[M<'static>] = &[M::up(V1), M::up(V2)];
 
 /// The migrations, oldest first.
 pub(crate) const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);
@@ -115,6 +144,6 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         assert!(MIGRATIONS.validate().is_ok());
-        assert_eq!(SCHEMA_VERSION, 1);
+        assert_eq!(SCHEMA_VERSION, 2);
     }
 }

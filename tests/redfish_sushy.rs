@@ -1,0 +1,227 @@
+//! Black-box tests of `steward serve` with the Redfish adapter against real sushy-emulator
+//! processes: discovery and import, a power_cycle over three racks that survives a SIGKILL of
+//! steward with at most one Reset per key and system (counted in the emulators' request logs),
+//! an emulator killed mid-life whose components go unknown, never ready, and firmware through a
+//! test-side sushy driver that keeps versions (tests/fixtures/sushy_versions.py).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
+
+mod binary_support;
+mod redfish_support;
+
+use binary_support::{Steward, temp_dir};
+use redfish_support::{Emulator, available, steward_config};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+fn phases(components: &Value) -> Vec<String> {
+    components
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.pointer("/status/phase").and_then(Value::as_str).unwrap_or("").to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn power_cycle_over_three_racks_survives_sigkill_and_sends_each_reset_once() {
+    if !available() {
+        return;
+    }
+    let dir = temp_dir();
+    let emulators: Vec<Emulator> =
+        (1..=3).map(|n| Emulator::start(&dir.path().join(format!("bmc{n}")), n, 4, "On")).collect();
+    let refs: Vec<&Emulator> = emulators.iter().collect();
+    let config = steward_config(dir.path(), &refs, "");
+    let steward = Steward::start(dir.path(), &config);
+    let api = steward.api();
+    assert_eq!(api.wait_ready().await, 12, "every emulated system imported and ready");
+
+    let run = api
+        .post(
+            "/v1/runs",
+            &json!({"operation": {"kind": "power_cycle"},
+                    "selector": {"racks": ["rack-001", "rack-002", "rack-003"]},
+                    "policy": {"max_parallel_racks": 3}}),
+        )
+        .await;
+    assert_eq!(run.status, 201, "{run:?}");
+    let id =
+        run.body.pointer("/run/id").or(run.body.get("id")).unwrap().as_str().unwrap().to_string();
+
+    // SIGKILL steward as soon as the first Reset has reached an emulator.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while emulators.iter().all(|e| e.uuids.iter().all(|u| e.resets(u) == 0)) {
+        assert!(std::time::Instant::now() < deadline, "no Reset was ever sent");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(steward);
+
+    let steward = Steward::start(dir.path(), &config);
+    let api = steward.api();
+    let done = api
+        .wait_for(&format!("/v1/runs/{id}"), Duration::from_secs(120), |run| {
+            run["status"] == "completed" || run["status"] == "failed"
+        })
+        .await;
+    assert_eq!(done["status"], "completed", "{done:#}");
+    for emulator in &emulators {
+        for uuid in &emulator.uuids {
+            assert_eq!(emulator.power_state(uuid).as_deref(), Some("On"), "{uuid}");
+            let resets = emulator.resets(uuid);
+            assert!(resets <= 1, "{uuid} got {resets} Reset POSTs");
+        }
+    }
+    steward.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn power_off_is_verified_and_a_dead_bmc_makes_its_components_unknown() {
+    if !available() {
+        return;
+    }
+    let dir = temp_dir();
+    let mut dead = Emulator::start(&dir.path().join("bmc1"), 11, 2, "On");
+    let alive = Emulator::start(&dir.path().join("bmc2"), 12, 2, "On");
+    let config = steward_config(dir.path(), &[&dead, &alive], "");
+    let steward = Steward::start(dir.path(), &config);
+    let api = steward.api();
+    assert_eq!(api.wait_ready().await, 4);
+
+    let run = api
+        .post(
+            "/v1/runs",
+            &json!({"operation": {"kind": "power_off"}, "selector": {"racks": ["rack-002"]}}),
+        )
+        .await;
+    assert_eq!(run.status, 201, "{run:?}");
+    let id =
+        run.body.pointer("/run/id").or(run.body.get("id")).unwrap().as_str().unwrap().to_string();
+    let done = api
+        .wait_for(&format!("/v1/runs/{id}"), Duration::from_secs(90), |run| {
+            run["status"] == "completed" || run["status"] == "failed"
+        })
+        .await;
+    assert_eq!(done["status"], "completed", "{done:#}");
+    for uuid in &alive.uuids {
+        assert_eq!(alive.power_state(uuid).as_deref(), Some("Off"), "verified on the emulator");
+        assert_eq!(alive.resets(uuid), 1);
+    }
+
+    dead.kill();
+    let components = api
+        .wait_for("/v1/components?rack=rack-001", Duration::from_secs(30), |body| {
+            let phases = phases(body);
+            !phases.is_empty() && phases.iter().all(|p| p == "unknown")
+        })
+        .await;
+    assert!(phases(&components).iter().all(|p| p != "ready"));
+    steward.stop();
+}
+
+async fn run_to_end(api: &binary_support::Api, body: Value) -> Value {
+    let run = api.post("/v1/runs", &body).await;
+    assert_eq!(run.status, 201, "{run:?}");
+    let id = run.body["id"].as_str().unwrap().to_string();
+    api.wait_for(&format!("/v1/runs/{id}"), Duration::from_secs(90), |run| {
+        run["counts"]["completed"].as_u64().unwrap_or(0)
+            + run["counts"]["failed"].as_u64().unwrap_or(0)
+            == 1
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firmware_update_reads_the_version_back_and_a_failing_image_fails() {
+    if !available() {
+        return;
+    }
+    let dir = temp_dir();
+    let bmc = Emulator::start_with(&dir.path().join("bmc1"), 21, 2, "On", true, false);
+    let config = steward_config(dir.path(), &[&bmc], "");
+    let steward = Steward::start(dir.path(), &config);
+    let api = steward.api();
+    assert_eq!(api.wait_ready().await, 2);
+
+    let good = json!({"operation": {"kind": "firmware_update", "version": "2.0.0"},
+                      "selector": {"racks": ["rack-001"]}});
+    let run = run_to_end(&api, good).await;
+    assert_eq!(run["counts"]["completed"], 1, "{run:#}");
+    for uuid in &bmc.uuids {
+        assert_eq!(bmc.bios_version(uuid).as_deref(), Some("2.0.0"));
+    }
+    assert_eq!(bmc.simple_updates(), 2, "one SimpleUpdate per system");
+
+    let bad = json!({"operation": {"kind": "firmware_update", "version": "bad-3.0"},
+                     "selector": {"racks": ["rack-001"]}});
+    let run = run_to_end(&api, bad).await;
+    assert_eq!(run["counts"]["failed"], 1, "{run:#}");
+    for uuid in &bmc.uuids {
+        assert_eq!(bmc.bios_version(uuid).as_deref(), Some("2.0.0"), "unchanged after a failure");
+    }
+    assert_eq!(bmc.simple_updates(), 4, "the failing update is not retried within its key");
+    steward.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_auth_right_imports_and_wrong_makes_components_unknown_logged_once() {
+    if !available() {
+        return;
+    }
+    let dir = temp_dir();
+    let bmc = Emulator::start_with(&dir.path().join("bmc1"), 31, 2, "Off", false, true);
+    let config = steward_config(dir.path(), &[&bmc], "");
+    let steward = Steward::start(dir.path(), &config);
+    assert_eq!(steward.api().wait_ready().await, 2, "right password: imported and ready");
+    steward.stop();
+
+    std::fs::write(dir.path().join("bmc-password"), "wrong\n").unwrap();
+    let config = std::fs::read_to_string(dir.path().join("steward.toml")).unwrap();
+    let steward = Steward::start(dir.path(), &config);
+    let api = steward.api();
+    let components = api
+        .wait_for("/v1/components", Duration::from_secs(30), |body| {
+            !body.as_array().unwrap().is_empty() && phases(body).iter().all(|p| p == "unknown")
+        })
+        .await;
+    assert_eq!(components.as_array().unwrap().len(), 2);
+    // Several syncs later: still unknown (never ready), and the 401 logged once.
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert!(phases(&api.ok("/v1/components").await).iter().all(|p| p == "unknown"));
+    let log = steward.log();
+    assert_eq!(log.matches("BMC authentication failed").count(), 1, "logged once:\n{log}");
+    assert!(!log.contains("wrong"), "the password never reaches the log");
+    steward.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_bmc_times_out_backs_off_and_recovers_after_sigcont() {
+    if !available() {
+        return;
+    }
+    let dir = temp_dir();
+    let bmc = Emulator::start(&dir.path().join("bmc1"), 41, 2, "On");
+    let config = steward_config(dir.path(), &[&bmc], "");
+    let steward = Steward::start(dir.path(), &config);
+    let api = steward.api();
+    assert_eq!(api.wait_ready().await, 2);
+
+    let signal = |name: &str| {
+        let status = std::process::Command::new("kill")
+            .args([name, &bmc.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    signal("-STOP");
+    api.wait_for("/v1/components", Duration::from_secs(30), |body| {
+        phases(body).iter().all(|p| p == "unknown")
+    })
+    .await;
+    signal("-CONT");
+    assert_eq!(api.wait_ready().await, 2, "ready again after SIGCONT");
+    let log = steward.log();
+    assert!(log.contains("BMC endpoint unreachable"), "{log}");
+    assert!(log.contains("reachable again"), "{log}");
+    steward.stop();
+}
