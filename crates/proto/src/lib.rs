@@ -6,6 +6,7 @@
 pub mod component;
 pub mod error;
 pub mod event;
+pub mod hooks;
 pub mod ids;
 pub mod inventory;
 pub mod mapping;
@@ -22,6 +23,7 @@ pub use component::{
 };
 pub use error::{FieldError, ValidationErrors};
 pub use event::EventRecord;
+pub use hooks::{HookPhase, HookRefs, HookRun};
 pub use ids::{ComponentId, IdempotencyKey, RackId, RunId, ServiceState, TargetId, TaskId};
 pub use inventory::{ComponentSpec, InventoryUpsert, RackSpec};
 pub use mapping::PhaseMappingOverride;
@@ -31,7 +33,7 @@ pub use policy::{
     RunPolicy, SafetyGate, WaveSpec,
 };
 pub use requests::{
-    AdvanceRequest, PolicyOverrides, ReasonRequest, RunRequest, ServiceStateRequest,
+    AdvanceRequest, PolicyOverrides, ReasonRequest, RerunRequest, RunRequest, ServiceStateRequest,
 };
 pub use run::{CreateRunRequest, Hold, Run, Selector, StatusCounts, Target, Task, Wave};
 pub use service::{HistoryEntry, ServiceTableDoc};

@@ -110,6 +110,10 @@ wire_enum!(
         Terminated => "terminated",
         /// Skipped by policy.
         Skipped => "skipped",
+        /// Claimed: the run's pre hooks run before the task is submitted.
+        PreHooks => "pre_hooks",
+        /// The task completed: the run's post hooks run before the target completes.
+        PostHooks => "post_hooks",
     }
 );
 
@@ -127,7 +131,14 @@ impl TargetStatus {
 
     /// Whether the target occupies its rack (a task may be live in Core).
     pub fn is_active(self) -> bool {
-        matches!(self, TargetStatus::Claimed | TargetStatus::Blocked | TargetStatus::Submitted)
+        matches!(
+            self,
+            TargetStatus::Claimed
+                | TargetStatus::Blocked
+                | TargetStatus::Submitted
+                | TargetStatus::PreHooks
+                | TargetStatus::PostHooks
+        )
     }
 
     /// Whether the status counts as a failure for safety gates.

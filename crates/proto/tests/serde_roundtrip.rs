@@ -618,6 +618,8 @@ fn sample_counts() -> StatusCounts {
 
 fn sample_run() -> Run {
     Run {
+        rerun_of: None,
+        reruns: Vec::new(),
         id: RunId::new("run-1"),
         name: "fw 1.2.0 rollout".into(),
         operation: Operation::FirmwareUpdate { version: "1.2.0".into(), components: vec![] },
@@ -667,6 +669,7 @@ fn sample_run() -> Run {
 
 fn sample_target() -> Target {
     Target {
+        hook: None,
         id: TargetId::new("run-1:r12"),
         run_id: RunId::new("run-1"),
         rack_id: RackId::new("r12"),
@@ -747,6 +750,7 @@ fn run_target_task_hold_roundtrip() {
     let value = roundtrip(&task);
     assert_eq!(value["component_results"]["r12-c2"], json!("waiting"));
     let submitted = Target {
+        hook: None,
         status: TargetStatus::Submitted,
         task_id: Some(TaskId::new("task-9")),
         lease_until: Some(t(8)),
