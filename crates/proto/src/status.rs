@@ -191,5 +191,7 @@ wire_enum!(
         Readiness => "readiness",
         /// A failed attempt waits out `retry_backoff_seconds` before the next attempt.
         RetryBackoff => "retry_backoff",
+        /// `skip_if_current`: the rack already reports the requested firmware version.
+        AlreadyCurrent => "already_current",
     }
 );

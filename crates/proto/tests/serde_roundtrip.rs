@@ -438,6 +438,8 @@ fn full_policy() -> RunPolicy {
         max_attempts: 2,
         retry_backoff_seconds: 60,
         claim_lease_seconds: 30,
+        hooks: steward_proto::HookRefs { pre: vec!["drain".into()], post: vec!["validate".into()] },
+        skip_if_current: true,
         conflict_retry: ConflictRetry {
             timeout_seconds: 3600,
             initial_delay_seconds: 30,
@@ -613,6 +615,8 @@ fn sample_counts() -> StatusCounts {
         failed: 1,
         terminated: 0,
         skipped: 1,
+        pre_hooks: 0,
+        post_hooks: 0,
     }
 }
 

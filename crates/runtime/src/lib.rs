@@ -13,6 +13,7 @@ mod applier;
 pub mod clock;
 pub mod core;
 pub mod handle;
+pub mod hooks;
 pub mod manual;
 pub mod metrics;
 mod pollers;

@@ -41,7 +41,12 @@ impl ManualReducer {
         let loaded = store.load(fleet_config).map_err(|e| CommandError::Store(e.to_string()))?;
         let (events, _) = broadcast::channel(16);
         let (core_call_sender, core_calls) = mpsc::unbounded_channel();
-        let settings = ReducerSettings { planner, webhooks: Vec::new(), max_batch: usize::MAX };
+        let settings = ReducerSettings {
+            planner,
+            webhooks: Vec::new(),
+            max_batch: usize::MAX,
+            hook_names: Default::default(),
+        };
         let mut reducer = Reducer::new(
             loaded.fleet,
             store,

@@ -5,6 +5,7 @@ use crate::applier;
 use crate::clock::SharedClock;
 use crate::core::Core;
 use crate::handle::Handle;
+use crate::hooks::HookConfig;
 use crate::metrics::Metrics;
 use crate::pollers;
 use crate::protocol::ReducerInput;
@@ -43,6 +44,8 @@ pub struct RuntimeConfig {
     pub task_poll_interval: Duration,
     /// Webhooks.
     pub webhooks: Vec<WebhookConfig>,
+    /// Site hooks runs may reference by name.
+    pub hooks: Vec<HookConfig>,
     /// Most inputs folded into one batch (one transaction).
     pub max_batch: usize,
     /// Input queue length.
@@ -63,6 +66,7 @@ impl RuntimeConfig {
             sync_interval: Duration::from_secs(5),
             task_poll_interval: Duration::from_secs(1),
             webhooks: Vec::new(),
+            hooks: Vec::new(),
             max_batch: 1024,
             queue: 8192,
         }
@@ -214,6 +218,7 @@ impl Runtime {
             planner: config.planner.clone(),
             webhooks: config.webhooks.clone(),
             max_batch: config.max_batch,
+            hook_names: crate::hooks::names(&config.hooks),
         };
         let mut reducer = Reducer::new(
             loaded.fleet,
@@ -235,6 +240,7 @@ impl Runtime {
             tokio::spawn(applier::run(
                 work_receiver,
                 core.clone(),
+                crate::hooks::HookRunner::new(&config.hooks),
                 inputs.clone(),
                 metrics.clone(),
             )),
