@@ -69,7 +69,7 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
         ConfigError::Invalid { key: key.into(), message: message.into() }
     }
 
@@ -216,6 +216,8 @@ pub struct Config {
     pub tokens: Vec<TokenConfig>,
     /// Webhooks.
     pub webhooks: Vec<WebhookEntry>,
+    /// Site hooks runs may reference by name (see `hooks_config`).
+    pub hooks: Vec<crate::hooks_config::HookEntry>,
     /// Overrides of the status tables.
     pub phase_mapping: PhaseMappingOverride,
     /// The site's service-state table (missing: the default table).
@@ -239,6 +241,7 @@ impl Default for Config {
             planner: PlannerSection::default(),
             tokens: Vec::new(),
             webhooks: Vec::new(),
+            hooks: Vec::new(),
             phase_mapping: PhaseMappingOverride::default(),
             service_states: None,
             default_policy: None,
@@ -303,6 +306,7 @@ impl Config {
         }
         self.validate_tokens()?;
         self.validate_webhooks()?;
+        crate::hooks_config::validate(&self.hooks)?;
         if self.planner.global_max_parallel_racks == Some(0) {
             return Err(ConfigError::invalid(
                 "planner.global_max_parallel_racks",

@@ -117,6 +117,8 @@ fn status_enums_spellings() {
             "failed",
             "terminated",
             "skipped",
+            "pre_hooks",
+            "post_hooks",
         ],
     );
     check_spellings(
@@ -134,6 +136,7 @@ fn status_enums_spellings() {
             "service_state",
             "readiness",
             "retry_backoff",
+            "already_current",
         ],
     );
     check_spellings(&[GateScope::CurrentWave, GateScope::Run], &["current_wave", "run"]);
@@ -397,6 +400,8 @@ const API_POLICY_EXAMPLE: &str = r#"{"max_parallel_racks": 4,
  "maintenance_windows": [{"start": "22:00", "end": "04:00"}],
  "max_attempts": 2, "retry_backoff_seconds": 60,
  "claim_lease_seconds": 30,
+ "hooks": {"pre": ["drain"], "post": ["validate"]},   // names of hooks defined in the server's config only
+ "skip_if_current": true,                              // firmware_update: skip racks already at the version
  "conflict_retry": {"timeout_seconds": 3600, "initial_delay_seconds": 30, "max_delay_seconds": 300}}"#;
 
 fn strip_line_comments(text: &str) -> String {

@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use steward_proto::{
-    AdvanceRequest, ComponentId, InventoryUpsert, Observation, RackId, ReasonRequest, RunId,
-    RunPolicy, RunRequest, ServiceStateRequest,
+    AdvanceRequest, ComponentId, InventoryUpsert, Observation, RackId, ReasonRequest, RerunRequest,
+    RunId, RunPolicy, RunRequest, ServiceStateRequest,
 };
 use steward_runtime::{ComponentFilter, CreateRunOutcome};
 use steward_state_machine::{Machine, RunMachine, TargetMachine, TaskMachine, TransitionTable};
@@ -48,6 +48,7 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/v1/runs/{id}/resume", post(resume))
         .route("/v1/runs/{id}/cancel", post(cancel))
         .route("/v1/runs/{id}/advance", post(advance))
+        .route("/v1/runs/{id}/rerun", post(rerun))
         .route("/v1/events", get(events))
         .route("/v1/machines/{name}", get(machine))
 }
@@ -208,6 +209,22 @@ async fn advance(
 ) -> ApiResult {
     let request: AdvanceRequest = parse_optional_body(&body)?;
     json_ok(state.handle.advance_run(RunId::new(id), request.expected_wave, &caller.name).await?)
+}
+
+async fn rerun(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let request: RerunRequest = parse_optional_body(&body)?;
+    let run = state.handle.rerun_run(RunId::new(id), request.failed_only, &caller.name).await?;
+    let location = format!("/v1/runs/{}", run.id);
+    let mut response = (StatusCode::CREATED, axum::Json(run)).into_response();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    Ok(response)
 }
 
 fn query_number(query: &BTreeMap<String, String>, key: &str) -> Result<Option<u64>, Problem> {
