@@ -69,7 +69,7 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    pub(crate) fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
+    fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
         ConfigError::Invalid { key: key.into(), message: message.into() }
     }
 
@@ -306,7 +306,8 @@ impl Config {
         }
         self.validate_tokens()?;
         self.validate_webhooks()?;
-        crate::hooks_config::validate(&self.hooks)?;
+        crate::hooks_config::validate(&self.hooks)
+            .map_err(|(key, message)| ConfigError::invalid(key, message))?;
         if self.planner.global_max_parallel_racks == Some(0) {
             return Err(ConfigError::invalid(
                 "planner.global_max_parallel_racks",

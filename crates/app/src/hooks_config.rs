@@ -13,7 +13,6 @@
 //! timeout_seconds = 300
 //! ```
 
-use crate::config::ConfigError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -61,29 +60,37 @@ fn default_method() -> String {
     "POST".into()
 }
 
+/// A problem with a hook entry: the key (`hooks[1].exec`) and what is wrong. The config module
+/// turns it into its own error (this module does not depend on it).
+pub type HookConfigError = (String, String);
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> HookConfigError {
+    (key.into(), message.into())
+}
+
 /// Checks every entry; the first problem names its key (`hooks[1].exec`).
-pub fn validate(hooks: &[HookEntry]) -> Result<(), ConfigError> {
+pub fn validate(hooks: &[HookEntry]) -> Result<(), HookConfigError> {
     let mut names = BTreeSet::new();
     for (index, hook) in hooks.iter().enumerate() {
         let key = |field: &str| format!("hooks[{index}].{field}");
         if hook.name.is_empty() || hook.name.len() > 128 || hook.name.chars().any(char::is_control)
         {
-            return Err(ConfigError::invalid(key("name"), "must be 1 to 128 printable characters"));
+            return Err(invalid(key("name"), "must be 1 to 128 printable characters"));
         }
         if !names.insert(hook.name.as_str()) {
-            return Err(ConfigError::invalid(key("name"), format!("duplicate hook {}", hook.name)));
+            return Err(invalid(key("name"), format!("duplicate hook {}", hook.name)));
         }
         if hook.timeout_seconds == 0 {
-            return Err(ConfigError::invalid(key("timeout_seconds"), "must be at least 1"));
+            return Err(invalid(key("timeout_seconds"), "must be at least 1"));
         }
         match (&hook.exec, &hook.http) {
             (Some(argv), None) if argv.first().is_some_and(|p| !p.is_empty()) => {}
             (Some(_), None) => {
-                return Err(ConfigError::invalid(key("exec"), "must name a program"));
+                return Err(invalid(key("exec"), "must name a program"));
             }
             (None, Some(http)) => validate_http(http, &key("http"))?,
             _ => {
-                return Err(ConfigError::invalid(
+                return Err(invalid(
                     key("exec"),
                     "a hook has exactly one of exec = [...] or http = {...}",
                 ));
@@ -93,12 +100,12 @@ pub fn validate(hooks: &[HookEntry]) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn validate_http(http: &HttpHookEntry, key: &str) -> Result<(), ConfigError> {
+fn validate_http(http: &HttpHookEntry, key: &str) -> Result<(), HookConfigError> {
     if !http.url.starts_with("http://") {
-        return Err(ConfigError::invalid(format!("{key}.url"), "must be an http:// URL"));
+        return Err(invalid(format!("{key}.url"), "must be an http:// URL"));
     }
     if axum::http::Method::from_bytes(http.method.as_bytes()).is_err() {
-        return Err(ConfigError::invalid(format!("{key}.method"), "is not an HTTP method"));
+        return Err(invalid(format!("{key}.method"), "is not an HTTP method"));
     }
     Ok(())
 }
@@ -126,23 +133,28 @@ pub fn runtime_hooks(hooks: &[HookEntry]) -> Vec<HookConfig> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
+
+    #[derive(Deserialize)]
+    struct File {
+        hooks: Vec<HookEntry>,
+    }
+
+    fn parse(text: &str) -> Vec<HookEntry> {
+        toml::from_str::<File>(text).expect("parses").hooks
+    }
 
     fn key_of(text: &str) -> String {
-        let config = Config::from_toml_str(text).expect("parses");
-        let error = config.validate().expect_err("invalid");
-        error.key().unwrap_or_default().to_string()
+        validate(&parse(text)).expect_err("invalid").0
     }
 
     #[test]
     fn hooks_parse_and_map_to_the_runtime() {
-        let config = Config::from_toml_str(
+        let hooks = parse(
             "[[hooks]]\nname = \"drain\"\nexec = [\"/bin/true\", \"{rack}\"]\ntimeout_seconds = 9\n\
              [[hooks]]\nname = \"validate\"\nhttp = { url = \"http://127.0.0.1:1/v\", secret = \"s\" }\n",
-        )
-        .expect("parses");
-        config.validate().expect("valid");
-        let hooks = runtime_hooks(&config.hooks);
+        );
+        validate(&hooks).expect("valid");
+        let hooks = runtime_hooks(&hooks);
         assert_eq!(
             hooks[0].kind,
             HookKind::Exec { argv: vec!["/bin/true".into(), "{rack}".into()] }

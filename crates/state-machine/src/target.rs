@@ -15,6 +15,14 @@
 //!   `message` keeps explaining the last status change. An identical hold is a no-op.
 //! - Cancelling a submitted target keeps it `submitted` and asks Core to cancel the task; the
 //!   target ends when the task reports `terminated` (or whatever it finished with).
+//! - Hooks (issue 12): a claim with pre hooks enters `pre_hooks` instead of `claimed` (no lease:
+//!   a hook may run for minutes); when the last pre hook succeeds the target becomes `claimed`
+//!   with a fresh lease and the submission. A completed task with post hooks enters
+//!   `post_hooks`; the last success completes the target. A failing hook fails the attempt like
+//!   a failed task (retried per `max_attempts`). The target keeps its current hook with a stable
+//!   invocation id (idempotency key + phase + position), so recovery re-runs a hook in flight
+//!   and a report for any other invocation is refused. Cancel: `pre_hooks -> skipped`,
+//!   `post_hooks -> terminated` (the task ran but its validation was cut short).
 
 use crate::effect::{Effect, HookCall, SubmitTask};
 use crate::error::Rejected;
