@@ -223,6 +223,8 @@ pub struct Config {
     pub tokens: Vec<TokenConfig>,
     /// Webhooks.
     pub webhooks: Vec<WebhookEntry>,
+    /// Site hooks runs may reference by name (see `hooks_config`).
+    pub hooks: Vec<crate::hooks_config::HookEntry>,
     /// Overrides of the status tables.
     pub phase_mapping: PhaseMappingOverride,
     /// The site's service-state table (missing: the default table).
@@ -247,6 +249,7 @@ impl Default for Config {
             planner: PlannerSection::default(),
             tokens: Vec::new(),
             webhooks: Vec::new(),
+            hooks: Vec::new(),
             phase_mapping: PhaseMappingOverride::default(),
             service_states: None,
             default_policy: None,
@@ -312,6 +315,8 @@ impl Config {
         }
         self.validate_tokens()?;
         self.validate_webhooks()?;
+        crate::hooks_config::validate(&self.hooks)
+            .map_err(|(key, message)| ConfigError::invalid(key, message))?;
         if self.planner.global_max_parallel_racks == Some(0) {
             return Err(ConfigError::invalid(
                 "planner.global_max_parallel_racks",

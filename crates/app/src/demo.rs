@@ -2,21 +2,23 @@
 //! in-process (sim Core, HTTP API on a loopback port), loads a fleet of 24 racks in 4 rows, runs a
 //! firmware update in three waves (a canary rack, then 25%, then the rest) with four racks in
 //! flight, injects failures so the safety gate trips, acknowledges and resumes, advances at each
-//! wave gate, and prints a per-wave summary. Everything goes through the same HTTP client the CLI
+//! wave gate, and prints a per-wave summary. Every rack is drained first by a pre hook
+//! (`examples/hooks/drain.sh`), so its message and the hook events show in the output. Everything goes through the same HTTP client the CLI
 //! uses.
 
 use crate::cli::client::{CliError, Client};
 use crate::cli::table::render;
 use crate::cli::watch::{Progress, counts_line, fetch};
 use crate::config::{Config, SynchronousSetting};
+use crate::hooks_config::HookEntry;
 use crate::http::Server;
 use serde_json::Value;
 use std::path::PathBuf;
 use std::time::Duration;
 use steward_proto::{
-    AdvanceRequest, FailureCount, GateScope, Operation, Ordering, PolicyOverrides, RackId,
-    ReasonRequest, Run, RunRequest, RunStatus, RunStatusReason, SafetyGate, Selector, Target,
-    WaveSpec,
+    AdvanceRequest, FailureCount, GateScope, HookRefs, Operation, Ordering, PolicyOverrides,
+    RackId, ReasonRequest, Run, RunRequest, RunStatus, RunStatusReason, SafetyGate, Selector,
+    Target, WaveSpec,
 };
 use steward_sim::{LatencyRange, SimConfig};
 
@@ -100,6 +102,7 @@ async fn tour(options: &DemoOptions, dir: &std::path::Path) -> Result<DemoReport
         plan_interval_ms: 100,
         sync_interval_ms: 250,
         task_poll_interval_ms: 100,
+        hooks: vec![drain_hook(dir)?],
         ..Config::default()
     };
     let sim = SimConfig {
@@ -182,7 +185,22 @@ async fn drive(
     }
     progress.finish();
     summary(&report.run, started);
+    hook_summary(&client).await?;
     Ok(report)
+}
+
+/// How often the drain hook ran, and what it said last, from the event log.
+async fn hook_summary(client: &Client) -> Result<(), CliError> {
+    let page = client.get("/v1/events?after=0&limit=1000").await?;
+    let events = page.get("events").and_then(Value::as_array).cloned().unwrap_or_default();
+    let finished: Vec<&Value> = events.iter().filter(|e| e["kind"] == "hook_finished").collect();
+    let last = finished.last().and_then(|e| e["data"]["message"].as_str()).unwrap_or("-");
+    say(&format!(
+        "pre hook drain (examples/hooks/drain.sh) ran before every rack's task: {} hook_finished \
+         events in the log; the last said \"{last}\"",
+        finished.len()
+    ));
+    Ok(())
 }
 
 async fn wait_ready(client: &Client, deadline: tokio::time::Instant) -> Result<usize, CliError> {
@@ -320,10 +338,26 @@ fn demo_run(racks: u32) -> RunRequest {
             ordering: Some(Ordering::OnePerRowRoundRobin),
             safety_gates: Some(vec![gate]),
             auto_advance: Some(false),
+            hooks: Some(HookRefs { pre: vec!["drain".into()], post: Vec::new() }),
             ..PolicyOverrides::default()
         },
         dry_run: false,
     }
+}
+
+/// The demo's `drain` hook: `examples/hooks/drain.sh` (built into the binary, written next to
+/// the demo's database) run through `/bin/sh` before every rack's task.
+fn drain_hook(dir: &std::path::Path) -> Result<HookEntry, CliError> {
+    const DRAIN: &str = include_str!("../../../examples/hooks/drain.sh");
+    let path = dir.join("drain.sh");
+    std::fs::write(&path, DRAIN)
+        .map_err(|e| CliError::Local(format!("cannot write {}: {e}", path.display())))?;
+    Ok(HookEntry {
+        name: "drain".into(),
+        exec: Some(vec!["/bin/sh".into(), path.display().to_string()]),
+        http: None,
+        timeout_seconds: 30,
+    })
 }
 
 /// A request struct as the JSON body the client sends (the same types the server parses).

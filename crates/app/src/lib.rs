@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 mod entry;
+pub mod hooks_config;
 pub mod http;
 
 pub use entry::main;

@@ -432,6 +432,12 @@ pub(crate) enum SkipCause {
         /// The policy's allowed states (`None`: all but the default disallowed ones).
         allowed: Option<Vec<ServiceState>>,
     },
+    /// Policy `skip_if_current`: every component a firmware update covers already reports
+    /// the requested version.
+    AlreadyCurrent {
+        /// The requested (and reported) version.
+        version: String,
+    },
     /// Gate 7 with `on_not_ready: skip`: a component's known phase blocks the class.
     NotReady {
         /// The first component not ready.
@@ -447,6 +453,7 @@ impl SkipCause {
         match self {
             SkipCause::ServiceState { .. } => Gate::ServiceState,
             SkipCause::NotReady { .. } => Gate::Readiness,
+            SkipCause::AlreadyCurrent { .. } => Gate::AlreadyCurrent,
         }
     }
 
@@ -478,6 +485,7 @@ impl fmt::Display for SkipCause {
                 }
                 f.write_str("); skipped")
             }
+            SkipCause::AlreadyCurrent { version } => write!(f, "already at {version}"),
             SkipCause::NotReady { not_ready, more } => {
                 not_ready.describe(f)?;
                 match more {

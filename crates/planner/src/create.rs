@@ -147,6 +147,8 @@ pub fn plan_run(
         format!("{} on {total} rack{}", request.operation, if total == 1 { "" } else { "s" })
     });
     let run = Run {
+        rerun_of: None,
+        reruns: Vec::new(),
         id: run_id,
         name,
         operation: request.operation.clone(),

@@ -144,7 +144,10 @@ impl<'a> Ctx<'a> {
             }
         }
         let Some((id, entry)) = first else {
-            return Verdict::Pass;
+            return match already_current(run, &target.components, self.fleet) {
+                Some(cause) => Verdict::Skip(cause),
+                None => Verdict::Pass,
+            };
         };
         let not_ready = self.not_ready(id, entry, class);
         if run.policy.on_not_ready == OnNotReady::Skip && !not_ready.unknown() {
@@ -298,4 +301,29 @@ pub(crate) fn safety_trip(run: &Run) -> Option<PauseCause> {
         }
     }
     None
+}
+
+/// Policy `skip_if_current` for `firmware_update`: every selected component the update covers
+/// reports the requested version. Asked only once every component is ready (so its facts are
+/// fresh): a stale or unknown component holds instead, and missing data never skips.
+fn already_current(run: &Run, components: &[ComponentId], fleet: &Fleet) -> Option<SkipCause> {
+    let steward_proto::Operation::FirmwareUpdate { version, components: kinds } = &run.operation
+    else {
+        return None;
+    };
+    if !run.policy.skip_if_current {
+        return None;
+    }
+    let mut covered = 0usize;
+    for id in components {
+        let component = &fleet.components.get(id)?.component;
+        if !kinds.is_empty() && !kinds.contains(&component.kind) {
+            continue;
+        }
+        if component.firmware_version.as_deref() != Some(version.as_str()) {
+            return None;
+        }
+        covered += 1;
+    }
+    (covered > 0).then(|| SkipCause::AlreadyCurrent { version: version.clone() })
 }

@@ -6,6 +6,7 @@
 pub mod component;
 pub mod error;
 pub mod event;
+pub mod hooks;
 pub mod ids;
 pub mod inventory;
 pub mod mapping;
@@ -23,6 +24,7 @@ pub use component::{
 };
 pub use error::{FieldError, ValidationErrors};
 pub use event::EventRecord;
+pub use hooks::{HookPhase, HookRefs, HookRun};
 pub use ids::{
     ComponentId, IdempotencyKey, MAX_ID_CHARS, RackId, RunId, ServiceState, TargetId, TaskId,
     check_id, validate_id,
@@ -35,8 +37,8 @@ pub use policy::{
     RunPolicy, SafetyGate, WaveSpec,
 };
 pub use requests::{
-    AdvanceRequest, ForceServiceStateRequest, PolicyOverrides, ReasonRequest, RunRequest,
-    ServiceStateRequest,
+    AdvanceRequest, ForceServiceStateRequest, PolicyOverrides, ReasonRequest, RerunRequest,
+    RunRequest, ServiceStateRequest,
 };
 pub use run::{CreateRunRequest, Hold, Run, Selector, StatusCounts, Target, Task, Wave};
 pub use service::{HistoryEntry, ServiceTableDoc};

@@ -2,6 +2,7 @@
 //! every problem with its field path.
 
 use crate::error::{FieldError, ValidationErrors};
+use crate::hooks::HookRefs;
 use crate::ids::ServiceState;
 use serde::{Deserialize, Serialize};
 
@@ -205,6 +206,11 @@ pub struct RunPolicy {
     pub claim_lease_seconds: u64,
     /// Conflict backoff and timeout.
     pub conflict_retry: ConflictRetry,
+    /// Hooks (names from the server's config) before and after each rack's task.
+    #[serde(skip_serializing_if = "HookRefs::is_empty")]
+    pub hooks: HookRefs,
+    /// `firmware_update`: skip racks whose selected components already report the version.
+    pub skip_if_current: bool,
 }
 
 impl Default for RunPolicy {
@@ -224,6 +230,8 @@ impl Default for RunPolicy {
             retry_backoff_seconds: 60,
             claim_lease_seconds: 30,
             conflict_retry: ConflictRetry::default(),
+            hooks: HookRefs::default(),
+            skip_if_current: true,
         }
     }
 }
@@ -263,6 +271,11 @@ impl RunPolicy {
             errors.push(FieldError::new(path("max_parallel_racks"), "must be at least 1"));
         }
         validate_waves(&self.waves, &path("waves"), &mut errors);
+        for (field, name) in self.hooks.named(&path("hooks")) {
+            if name.is_empty() {
+                errors.push(FieldError::new(field, "a hook name must not be empty"));
+            }
+        }
         for (index, gate) in self.safety_gates.iter().enumerate() {
             validate_gate(gate, &path(&format!("safety_gates[{index}]")), &mut errors);
         }

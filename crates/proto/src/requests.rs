@@ -4,6 +4,7 @@
 //! A run request's policy states only what the caller gives ([`PolicyOverrides`]); the server
 //! lays it over the site's default policy, which itself lies over the built-in defaults.
 
+use crate::hooks::HookRefs;
 use crate::ids::ServiceState;
 use crate::operation::Operation;
 use crate::policy::{
@@ -71,6 +72,10 @@ policy_overrides! {
     claim_lease_seconds: u64,
     /// Conflict backoff and timeout.
     conflict_retry: ConflictRetry,
+    /// Hooks (names from the server's config) before and after each rack's task.
+    hooks: HookRefs,
+    /// `firmware_update`: skip racks already at the requested version.
+    skip_if_current: bool,
 }
 
 /// `POST /v1/runs` body as sent: the policy holds only the fields the caller gives.
@@ -175,4 +180,15 @@ mod tests {
         let refused = serde_json::from_str::<PolicyOverrides>(r#"{"max_paralel_racks": 1}"#);
         assert!(refused.is_err(), "unknown policy fields are refused");
     }
+}
+
+/// `POST /v1/runs/{id}/rerun` body: a new run over a finished run's failed targets (and its
+/// skipped ones unless `failed_only`), with the same operation and policy.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RerunRequest {
+    /// Only failed and terminated targets (not skipped ones).
+    #[serde(default)]
+    pub failed_only: bool,
 }

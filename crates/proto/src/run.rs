@@ -1,6 +1,7 @@
 //! Operation runs, their targets and tasks, selectors, holds and counts.
 
 use crate::component::ComponentKind;
+use crate::hooks::HookRun;
 use crate::ids::{ComponentId, IdempotencyKey, RackId, RunId, TargetId, TaskId};
 use crate::operation::Operation;
 use crate::policy::RunPolicy;
@@ -73,6 +74,12 @@ pub struct StatusCounts {
     pub terminated: u32,
     /// skipped.
     pub skipped: u32,
+    /// pre_hooks (absent from runs stored before hooks existed).
+    #[serde(default)]
+    pub pre_hooks: u32,
+    /// post_hooks.
+    #[serde(default)]
+    pub post_hooks: u32,
 }
 
 impl StatusCounts {
@@ -87,6 +94,8 @@ impl StatusCounts {
             TargetStatus::Failed => self.failed,
             TargetStatus::Terminated => self.terminated,
             TargetStatus::Skipped => self.skipped,
+            TargetStatus::PreHooks => self.pre_hooks,
+            TargetStatus::PostHooks => self.post_hooks,
         }
     }
 
@@ -100,6 +109,8 @@ impl StatusCounts {
             TargetStatus::Failed => &mut self.failed,
             TargetStatus::Terminated => &mut self.terminated,
             TargetStatus::Skipped => &mut self.skipped,
+            TargetStatus::PreHooks => &mut self.pre_hooks,
+            TargetStatus::PostHooks => &mut self.post_hooks,
         }
     }
 
@@ -125,9 +136,9 @@ impl StatusCounts {
         self.completed + self.failed + self.terminated + self.skipped
     }
 
-    /// Targets occupying a rack (claimed, blocked, submitted).
+    /// Targets occupying a rack (claimed, blocked, submitted, running hooks).
     pub fn active(&self) -> u32 {
-        self.claimed + self.blocked + self.submitted
+        self.claimed + self.blocked + self.submitted + self.pre_hooks + self.post_hooks
     }
 
     /// Failed plus terminated: what safety gates count.
@@ -205,6 +216,12 @@ pub struct Run {
     pub finished_at: Option<DateTime<Utc>>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
+    /// The run this one re-runs (`POST /v1/runs/{id}/rerun`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerun_of: Option<RunId>,
+    /// Runs created as reruns of this one, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reruns: Vec<RunId>,
 }
 
 /// Why a waiting target waits: the first gate that holds it.
@@ -266,6 +283,9 @@ pub struct Target {
     /// The current hold, if the target waits.
     #[serde(default)]
     pub hold: Option<Hold>,
+    /// The hook it runs while `pre_hooks` or `post_hooks`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook: Option<HookRun>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
 }
@@ -294,6 +314,7 @@ impl Target {
             conflict_delay_seconds: 0,
             blocked_since: None,
             hold: None,
+            hook: None,
             updated_at: now,
         }
     }

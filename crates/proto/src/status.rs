@@ -111,6 +111,10 @@ wire_enum!(
         Terminated => "terminated",
         /// Skipped by policy.
         Skipped => "skipped",
+        /// Claimed: the run's pre hooks run before the task is submitted.
+        PreHooks => "pre_hooks",
+        /// The task completed: the run's post hooks run before the target completes.
+        PostHooks => "post_hooks",
     }
 );
 
@@ -128,7 +132,14 @@ impl TargetStatus {
 
     /// Whether the target occupies its rack (a task may be live in Core).
     pub fn is_active(self) -> bool {
-        matches!(self, TargetStatus::Claimed | TargetStatus::Blocked | TargetStatus::Submitted)
+        matches!(
+            self,
+            TargetStatus::Claimed
+                | TargetStatus::Blocked
+                | TargetStatus::Submitted
+                | TargetStatus::PreHooks
+                | TargetStatus::PostHooks
+        )
     }
 
     /// Whether the status counts as a failure for safety gates.
@@ -181,5 +192,7 @@ wire_enum!(
         Readiness => "readiness",
         /// A failed attempt waits out `retry_backoff_seconds` before the next attempt.
         RetryBackoff => "retry_backoff",
+        /// `skip_if_current`: the rack already reports the requested firmware version.
+        AlreadyCurrent => "already_current",
     }
 );

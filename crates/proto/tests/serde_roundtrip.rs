@@ -117,6 +117,8 @@ fn status_enums_spellings() {
             "failed",
             "terminated",
             "skipped",
+            "pre_hooks",
+            "post_hooks",
         ],
     );
     check_spellings(
@@ -134,6 +136,7 @@ fn status_enums_spellings() {
             "service_state",
             "readiness",
             "retry_backoff",
+            "already_current",
         ],
     );
     check_spellings(&[GateScope::CurrentWave, GateScope::Run], &["current_wave", "run"]);
@@ -397,6 +400,8 @@ const API_POLICY_EXAMPLE: &str = r#"{"max_parallel_racks": 4,
  "maintenance_windows": [{"start": "22:00", "end": "04:00"}],
  "max_attempts": 2, "retry_backoff_seconds": 60,
  "claim_lease_seconds": 30,
+ "hooks": {"pre": ["drain"], "post": ["validate"]},   // names of hooks defined in the server's config only
+ "skip_if_current": true,                              // firmware_update: skip racks already at the version
  "conflict_retry": {"timeout_seconds": 3600, "initial_delay_seconds": 30, "max_delay_seconds": 300}}"#;
 
 fn strip_line_comments(text: &str) -> String {
@@ -438,6 +443,8 @@ fn full_policy() -> RunPolicy {
         max_attempts: 2,
         retry_backoff_seconds: 60,
         claim_lease_seconds: 30,
+        hooks: steward_proto::HookRefs { pre: vec!["drain".into()], post: vec!["validate".into()] },
+        skip_if_current: true,
         conflict_retry: ConflictRetry {
             timeout_seconds: 3600,
             initial_delay_seconds: 30,
@@ -613,11 +620,15 @@ fn sample_counts() -> StatusCounts {
         failed: 1,
         terminated: 0,
         skipped: 1,
+        pre_hooks: 0,
+        post_hooks: 0,
     }
 }
 
 fn sample_run() -> Run {
     Run {
+        rerun_of: None,
+        reruns: Vec::new(),
         id: RunId::new("run-1"),
         name: "fw 1.2.0 rollout".into(),
         operation: Operation::FirmwareUpdate { version: "1.2.0".into(), components: vec![] },
@@ -667,6 +678,7 @@ fn sample_run() -> Run {
 
 fn sample_target() -> Target {
     Target {
+        hook: None,
         id: TargetId::new("run-1:r12"),
         run_id: RunId::new("run-1"),
         rack_id: RackId::new("r12"),
@@ -747,6 +759,7 @@ fn run_target_task_hold_roundtrip() {
     let value = roundtrip(&task);
     assert_eq!(value["component_results"]["r12-c2"], json!("waiting"));
     let submitted = Target {
+        hook: None,
         status: TargetStatus::Submitted,
         task_id: Some(TaskId::new("task-9")),
         lease_until: Some(t(8)),

@@ -46,6 +46,8 @@ fn run(index: usize) -> Run {
     let id = RunId::new(format!("run-{index:02}"));
     let counts = StatusCounts { pending: TARGETS_PER_RUN as u32, ..StatusCounts::default() };
     Run {
+        rerun_of: None,
+        reruns: Vec::new(),
         id,
         name: format!("firmware 1.2.{index}"),
         operation: Operation::FirmwareUpdate { version: "1.2.0".into(), components: vec![] },
@@ -79,6 +81,7 @@ fn target(run: usize, position: usize, status: TargetStatus, at: Timestamp) -> T
         .map(|c| ComponentId::new(format!("{rack_id}-compute-{c:02}")))
         .collect();
     Target {
+        hook: None,
         id: TargetId::for_rack(&run_id, &rack_id),
         run_id,
         rack_id: rack_id.clone(),

@@ -1,7 +1,8 @@
-//! The applier: executes after-commit effects (Core submissions and cancels) and reports every
-//! outcome back to the reducer as an input. It decides nothing.
+//! The applier: executes after-commit effects (Core submissions and cancels, site hooks) and
+//! reports every outcome back to the reducer as an input. It decides nothing.
 
 use crate::core::{Core, SubmitOutcome, TaskRequest};
+use crate::hooks::HookRunner;
 use crate::metrics::Metrics;
 use crate::protocol::{CoreCall, ReducerInput};
 use std::collections::HashSet;
@@ -17,6 +18,7 @@ const MAX_CONCURRENT_CORE_CALLS: usize = 64;
 pub(crate) async fn run(
     mut work: mpsc::UnboundedReceiver<CoreCall>,
     core: Arc<dyn Core>,
+    hooks: HookRunner,
     reducer: mpsc::Sender<ReducerInput>,
     metrics: Arc<Metrics>,
 ) {
@@ -25,6 +27,13 @@ pub(crate) async fn run(
     // re-claim) waits for the first's answer instead of racing it to Core.
     let in_flight: Arc<Mutex<HashSet<IdempotencyKey>>> = Arc::default();
     while let Some(item) = work.recv().await {
+        if let CoreCall::RunHook(call) = item {
+            // Hooks may run for minutes: they take no Core permit.
+            let hooks = hooks.clone();
+            let reducer = reducer.clone();
+            tokio::spawn(async move { hooks.run(call, reducer).await });
+            continue;
+        }
         if let CoreCall::Submit { request } = &item {
             let mut keys = in_flight.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             if !keys.insert(request.idempotency_key.clone()) {
@@ -50,6 +59,7 @@ pub(crate) async fn run(
                     }
                     metrics.core_call("cancel", started.elapsed());
                 }
+                CoreCall::RunHook(_) => {}
             }
             drop(permit);
         });

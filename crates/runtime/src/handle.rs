@@ -143,6 +143,21 @@ impl Handle {
         }
     }
 
+    /// Creates a new run over a finished run's failed (and, unless `failed_only`, skipped)
+    /// targets with the same operation and policy, linked to the first both ways.
+    pub async fn rerun_run(
+        &self,
+        run: RunId,
+        failed_only: bool,
+        initiator: &str,
+    ) -> Result<Run, CommandError> {
+        let command = Command::RerunRun { run, failed_only, initiator: initiator.into() };
+        match self.command(command).await? {
+            Reply::Created(CreateRunOutcome::Created(run)) => Ok(*run),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// Pauses a running run.
     pub async fn pause_run(
         &self,

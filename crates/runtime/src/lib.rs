@@ -14,6 +14,7 @@ pub mod clock;
 pub mod core;
 pub mod handle;
 pub mod health;
+pub mod hooks;
 pub mod manual;
 pub mod metrics;
 mod pollers;

@@ -47,6 +47,7 @@ impl ManualReducer {
             max_batch: usize::MAX,
             commit_deadline: std::time::Duration::from_secs(30),
             health: crate::health::Health::new(),
+            hook_names: Default::default(),
         };
         let mut reducer = Reducer::new(
             loaded.fleet,

@@ -12,6 +12,7 @@ use steward_proto::{
     IdempotencyKey, InventoryUpsert, Observation, Phase, Rack, RackId, Run, RunId, ServiceState,
     Target, TargetId, TaskId, Timestamp, ValidationErrors,
 };
+use steward_state_machine::HookCall;
 use tokio::sync::oneshot;
 
 /// Why the reducer refused a command or query.
@@ -154,6 +155,24 @@ pub enum ReducerInput {
         /// Why it failed.
         error: String,
     },
+    /// The hook runner started a target's hook (logged as `hook_started`).
+    HookStarted {
+        /// The target.
+        target_id: TargetId,
+        /// The hook invocation.
+        invocation_id: String,
+    },
+    /// A target's hook reported (logged as `hook_finished`).
+    HookFinished {
+        /// The target.
+        target_id: TargetId,
+        /// The hook invocation.
+        invocation_id: String,
+        /// Exit 0 / 2xx.
+        ok: bool,
+        /// The hook's last line of output, or why it failed.
+        message: String,
+    },
     /// Time passed: plan.
     Tick,
     /// Commit what is pending and stop.
@@ -210,6 +229,16 @@ pub enum Command {
     CreateRun {
         /// The request.
         request: Box<CreateRunRequest>,
+        /// Who asked.
+        initiator: String,
+    },
+    /// Create (and start) a new run over a finished run's failed (and, unless `failed_only`,
+    /// skipped) targets, with the same operation and policy, linked to the first.
+    RerunRun {
+        /// The finished run.
+        run: RunId,
+        /// Only failed and terminated targets.
+        failed_only: bool,
         /// Who asked.
         initiator: String,
     },
@@ -374,4 +403,6 @@ pub enum CoreCall {
         /// Core's task id.
         task_id: TaskId,
     },
+    /// Run a site hook (not a Core call, but the same after-commit discipline).
+    RunHook(HookCall),
 }

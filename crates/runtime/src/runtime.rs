@@ -6,6 +6,7 @@ use crate::clock::SharedClock;
 use crate::core::Core;
 use crate::handle::Handle;
 use crate::health::{Health, ReducerState};
+use crate::hooks::HookConfig;
 use crate::metrics::Metrics;
 use crate::pollers;
 use crate::protocol::ReducerInput;
@@ -49,6 +50,8 @@ pub struct RuntimeConfig {
     pub task_poll_interval: Duration,
     /// Webhooks.
     pub webhooks: Vec<WebhookConfig>,
+    /// Site hooks runs may reference by name.
+    pub hooks: Vec<HookConfig>,
     /// Most inputs folded into one batch (one transaction).
     pub max_batch: usize,
     /// Input queue length.
@@ -73,6 +76,7 @@ impl RuntimeConfig {
             sync_interval: Duration::from_secs(5),
             task_poll_interval: Duration::from_secs(1),
             webhooks: Vec::new(),
+            hooks: Vec::new(),
             max_batch: 1024,
             queue: 8192,
             commit_retry_deadline: Duration::from_secs(30),
@@ -251,6 +255,7 @@ impl Runtime {
             max_batch: config.max_batch,
             commit_deadline: config.commit_retry_deadline,
             health: health.clone(),
+            hook_names: crate::hooks::names(&config.hooks),
         };
         let mut reducer = Reducer::new(
             loaded.fleet,
@@ -278,6 +283,7 @@ impl Runtime {
             tokio::spawn(applier::run(
                 work_receiver,
                 core.clone(),
+                crate::hooks::HookRunner::new(&config.hooks),
                 inputs.clone(),
                 metrics.clone(),
             )),

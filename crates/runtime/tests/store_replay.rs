@@ -49,6 +49,7 @@ fn new_run(racks: &[&str]) -> (Run, Vec<Target>) {
         .map(|rack| {
             let rack_id = RackId::new(*rack);
             Target {
+                hook: None,
                 id: TargetId::for_rack(&run_id, &rack_id),
                 run_id: run_id.clone(),
                 rack_id: rack_id.clone(),
@@ -69,6 +70,8 @@ fn new_run(racks: &[&str]) -> (Run, Vec<Target>) {
         .collect();
     let counts = StatusCounts { pending: targets.len() as u32, ..StatusCounts::default() };
     let run = Run {
+        rerun_of: None,
+        reruns: Vec::new(),
         id: run_id,
         name: "cycle".into(),
         operation: Operation::PowerCycle,

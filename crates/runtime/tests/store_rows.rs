@@ -79,6 +79,8 @@ fn component_row(component: Component, raw: Option<&str>) -> ComponentRow {
 fn run(id: &str, status: RunStatus) -> Run {
     let counts = StatusCounts { pending: 1, submitted: 1, ..StatusCounts::default() };
     Run {
+        rerun_of: None,
+        reruns: Vec::new(),
         id: RunId::new(id),
         name: "firmware 1.2.0".into(),
         operation: Operation::FirmwareUpdate { version: "1.2.0".into(), components: vec![] },
@@ -112,6 +114,7 @@ fn target(run: &str, rack: &str, status: TargetStatus) -> Target {
     let run_id = RunId::new(run);
     let rack_id = RackId::new(rack);
     Target {
+        hook: None,
         id: TargetId::for_rack(&run_id, &rack_id),
         run_id,
         rack_id,

@@ -166,6 +166,21 @@ impl Simulation {
                 CoreCall::Cancel { task_id } => {
                     let _ = self.core.cancel(&task_id).await;
                 }
+                CoreCall::RunHook(call) => {
+                    // The simulation has no site tools: a hook starts and succeeds at once.
+                    let target_id = call.target.id.clone();
+                    let invocation_id = call.invocation_id.clone();
+                    inputs.push(ReducerInput::HookStarted {
+                        target_id: target_id.clone(),
+                        invocation_id: invocation_id.clone(),
+                    });
+                    inputs.push(ReducerInput::HookFinished {
+                        target_id,
+                        invocation_id,
+                        ok: true,
+                        message: String::from("simulated hook"),
+                    });
+                }
             }
         }
     }

@@ -33,6 +33,8 @@ fn target() -> Target {
 
 fn run() -> Run {
     Run {
+        rerun_of: None,
+        reruns: Vec::new(),
         id: "run-0001".into(),
         name: "bench".into(),
         operation: Operation::FirmwareUpdate { version: "1.2.3".into(), components: vec![] },
@@ -141,11 +143,13 @@ fn target_steps<M: Measurement>(c: &mut Criterion<M>) {
     let now = t0();
     let start = target();
     let claim = TargetEvent::Claim {
+        pre_hook: None,
         lease_until: now + TimeDelta::seconds(30),
         operation: steward_proto::Operation::PowerCycle,
     };
     let submitted = TargetEvent::Submitted { task_id: TaskId::new("task-0001") };
     let finished = TargetEvent::TaskFinished {
+        post_hook: None,
         status: TaskStatus::Completed,
         message: String::new(),
         max_attempts: 1,

@@ -1,14 +1,14 @@
 //! Effects: what a transition asks the runtime to do, as plain values.
 //!
 //! Ordering rule (enforced by the runtime): persist/history effects are written first, in the
-//! same transaction as the event; `SubmitTask`, `CancelTask` and `Notify` run only after that
-//! transaction has committed.
+//! same transaction as the event; `SubmitTask`, `CancelTask`, `RunHook` and `Notify` run only
+//! after that transaction has committed.
 
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use steward_proto::{
-    ComponentId, HistoryEntry, IdempotencyKey, Operation, Phase, RackId, RunId, RunStatus,
-    RunStatusReason, TargetId, TaskId,
+    ComponentId, HistoryEntry, HookPhase, IdempotencyKey, Operation, Phase, RackId, RunId,
+    RunStatus, RunStatusReason, Target, TargetId, TaskId,
 };
 
 /// One thing a transition asks the shell to do.
@@ -44,6 +44,25 @@ pub enum Effect {
     },
     /// Emit a notification (webhooks, event subscribers) after commit.
     Notify(Notification),
+    /// Run a site hook for a target (after commit).
+    RunHook(HookCall),
+}
+
+/// A hook to run for a target: the shell's hook runner executes it and reports its start and
+/// end back as events. The invocation id is stable for (attempt, phase, index), so a re-run
+/// after a crash carries the same id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookCall {
+    /// Stable id of this invocation.
+    pub invocation_id: String,
+    /// The hook's name (defined in the server's config).
+    pub hook: String,
+    /// Before or after the task.
+    pub phase: HookPhase,
+    /// The target's attempt.
+    pub attempt: u32,
+    /// The target as it stands when the hook is entered (the hook reads it as JSON).
+    pub target: Box<Target>,
 }
 
 /// A task submission request: everything Core needs, so the runtime sends what it was given.
@@ -105,7 +124,7 @@ impl Notification {
 }
 
 /// Every effect kind by name, so tests can check that none is dead.
-pub const EFFECT_KINDS: [&str; 11] = [
+pub const EFFECT_KINDS: [&str; 12] = [
     "persist_run",
     "persist_target",
     "persist_task",
@@ -117,6 +136,7 @@ pub const EFFECT_KINDS: [&str; 11] = [
     "submit_task",
     "cancel_task",
     "notify",
+    "run_hook",
 ];
 
 impl Effect {
@@ -134,12 +154,19 @@ impl Effect {
             Effect::SubmitTask(_) => "submit_task",
             Effect::CancelTask { .. } => "cancel_task",
             Effect::Notify(_) => "notify",
+            Effect::RunHook(_) => "run_hook",
         }
     }
 
     /// Whether the effect may only run after the batch recording it has committed.
     pub fn after_commit(&self) -> bool {
-        matches!(self, Effect::SubmitTask(_) | Effect::CancelTask { .. } | Effect::Notify(_))
+        matches!(
+            self,
+            Effect::SubmitTask(_)
+                | Effect::CancelTask { .. }
+                | Effect::Notify(_)
+                | Effect::RunHook(_)
+        )
     }
 }
 
@@ -175,6 +202,8 @@ pub enum AfterCommit {
     },
     /// Tell subscribers and webhooks.
     Notify(Notification),
+    /// Run a site hook.
+    RunHook(HookCall),
 }
 
 /// What [`crate::Fleet::apply`] returns for an accepted event: rows to write now, apart from work
@@ -216,6 +245,7 @@ impl Effects {
                 Effect::Notify(notification) => {
                     split.after_commit.push(AfterCommit::Notify(notification))
                 }
+                Effect::RunHook(call) => split.after_commit.push(AfterCommit::RunHook(call)),
             }
         }
         split

@@ -286,6 +286,25 @@ pub enum FleetEvent {
         /// When it was last observed.
         last_observed_at: Timestamp,
     },
+    /// The hook runner started a target's current hook (again, after a crash).
+    HookStarted {
+        /// The target.
+        target_id: TargetId,
+        /// The hook invocation (stable per attempt, phase and position).
+        invocation_id: String,
+    },
+    /// A target's current hook reported: success moves on, failure fails the attempt.
+    HookFinished {
+        /// The target.
+        target_id: TargetId,
+        /// The hook invocation.
+        invocation_id: String,
+        /// Exit 0 / 2xx.
+        ok: bool,
+        /// The hook's last line of output, or why it failed.
+        #[serde(default)]
+        message: String,
+    },
 }
 
 /// The persisted part of a [`Fleet`] (everything but the config and `last_observed_at`), for
@@ -447,6 +466,7 @@ impl Fleet {
                 let claim = TargetEvent::Claim {
                     lease_until: *lease_until,
                     operation: run.operation.clone(),
+                    pre_hook: run.policy.hooks.pre.first().cloned(),
                 };
                 self.target_event(target_id, &claim, now)
             }
@@ -485,7 +505,57 @@ impl Fleet {
             FleetEvent::TaskObserved { task_id, target_id, status, message, component_results } => {
                 self.observe_task(task_id, target_id, *status, message, component_results, now)
             }
+            FleetEvent::HookStarted { target_id, invocation_id } => {
+                let event = TargetEvent::HookStarted { invocation_id: invocation_id.clone() };
+                self.target_event(target_id, &event, now)
+            }
+            FleetEvent::HookFinished { target_id, invocation_id, ok, message } => {
+                let event = self.hook_finished(target_id, invocation_id, *ok, message, now)?;
+                self.target_event(target_id, &event, now)
+            }
         }
+    }
+
+    /// The target event for a hook's report, with what the run's policy says comes next.
+    fn hook_finished(
+        &self,
+        target_id: &TargetId,
+        invocation_id: &str,
+        ok: bool,
+        message: &str,
+        now: Timestamp,
+    ) -> Result<TargetEvent, Rejected> {
+        let target = self.target(target_id)?;
+        let run = self.run_of(target)?;
+        let next_hook = target.hook.as_ref().and_then(|hook| {
+            let names = run.policy.hooks.of(hook.phase);
+            names.get(hook.index as usize + 1).cloned()
+        });
+        Ok(TargetEvent::HookFinished {
+            invocation_id: invocation_id.to_string(),
+            ok,
+            message: message.to_string(),
+            next_hook,
+            lease_until: crate::target::add_seconds(now, run.policy.claim_lease_seconds.max(1)),
+            operation: run.operation.clone(),
+            max_attempts: run.policy.max_attempts,
+            retry_backoff_seconds: run.policy.retry_backoff_seconds,
+        })
+    }
+
+    /// The hook of every target running hooks (in target id order): after a restart or a
+    /// reload each may have been in flight, so the shell runs it again (hooks are idempotent;
+    /// the invocation id is the same). A hook that reported has moved its target on, so it is
+    /// never among these.
+    pub fn hooks_in_flight(&self) -> Vec<crate::effect::HookCall> {
+        self.run_active
+            .values()
+            .flatten()
+            .filter_map(|id| self.targets.get(id))
+            .filter(|t| matches!(t.status, TargetStatus::PreHooks | TargetStatus::PostHooks))
+            .filter(|t| t.hook.is_some())
+            .map(crate::target::hook_call)
+            .collect()
     }
 
     /// The submissions of every claimed target (in target id order): after a restart or a
@@ -950,6 +1020,11 @@ impl Fleet {
                 ));
             }
         }
+        if let Some(original) = &run.rerun_of
+            && !self.runs.contains_key(original)
+        {
+            return Err(invalid("run.rerun_of", format!("run {original} does not exist")));
+        }
         // Validated: commit.
         let mut run = run.clone();
         run.counts = counts;
@@ -970,6 +1045,10 @@ impl Fleet {
         }
         self.run_pending.insert(run.id.clone(), pending);
         self.run_targets.insert(run.id.clone(), list);
+        if let Some(original) = run.rerun_of.as_ref().and_then(|id| self.runs.get_mut(id)) {
+            original.reruns.push(run.id.clone());
+            effects.push(Effect::PersistRun(original.id.clone()));
+        }
         self.runs.insert(run.id.clone(), run);
         Ok(effects)
     }
@@ -1094,12 +1173,19 @@ impl Fleet {
             && target.status == TargetStatus::Submitted
             && target.task_id.as_ref() == Some(task_id)
         {
-            let policy = &self.run_of(target)?.policy;
+            let run = self.run_of(target)?;
+            let policy = &run.policy;
+            // A cancelled run runs no post hooks: its completed task completes the target.
+            let post_hook = match run.status {
+                RunStatus::Cancelled => None,
+                _ => policy.hooks.post.first().cloned(),
+            };
             let event = TargetEvent::TaskFinished {
                 status,
                 message: message.to_string(),
                 max_attempts: policy.max_attempts,
                 retry_backoff_seconds: policy.retry_backoff_seconds,
+                post_hook,
             };
             let (next, target_effects) = TargetMachine::step(target, &event, now)?;
             effects.extend(target_effects);

@@ -19,7 +19,9 @@ pub mod table;
 pub mod target;
 pub mod task;
 
-pub use effect::{AfterCommit, EFFECT_KINDS, Effect, Effects, Notification, SubmitTask, Write};
+pub use effect::{
+    AfterCommit, EFFECT_KINDS, Effect, Effects, HookCall, Notification, SubmitTask, Write,
+};
 pub use error::Rejected;
 pub use fleet::{
     ComponentEntry, Fleet, FleetConfig, FleetEvent, FleetSnapshot, PersistedComponent,

@@ -15,13 +15,22 @@
 //!   `message` keeps explaining the last status change. An identical hold is a no-op.
 //! - Cancelling a submitted target keeps it `submitted` and asks Core to cancel the task; the
 //!   target ends when the task reports `terminated` (or whatever it finished with).
+//! - Hooks (issue 12): a claim with pre hooks enters `pre_hooks` instead of `claimed` (no lease:
+//!   a hook may run for minutes); when the last pre hook succeeds the target becomes `claimed`
+//!   with a fresh lease and the submission. A completed task with post hooks enters
+//!   `post_hooks`; the last success completes the target. A failing hook fails the attempt like
+//!   a failed task (retried per `max_attempts`). The target keeps its current hook with a stable
+//!   invocation id (idempotency key + phase + position), so recovery re-runs a hook in flight
+//!   and a report for any other invocation is refused. Cancel: `pre_hooks -> skipped`,
+//!   `post_hooks -> terminated` (the task ran but its validation was cut short).
 
-use crate::effect::{Effect, SubmitTask};
+use crate::effect::{Effect, HookCall, SubmitTask};
 use crate::error::Rejected;
 use crate::machine::{Machine, Row, guard, require_pair, require_row, row};
 use std::fmt;
 use steward_proto::{
-    Hold, IdempotencyKey, Operation, Target, TargetStatus, TaskId, TaskStatus, Timestamp,
+    Hold, HookPhase, HookRun, IdempotencyKey, Operation, Target, TargetStatus, TaskId, TaskStatus,
+    Timestamp,
 };
 
 /// The submission of a claimed target: the run's operation over the target's components, under
@@ -46,6 +55,9 @@ pub enum TargetEvent {
         lease_until: Timestamp,
         /// The run's operation, carried into the submission.
         operation: Operation,
+        /// The run's first pre hook: when set, the target enters `pre_hooks` and the
+        /// submission waits until every pre hook has succeeded.
+        pre_hook: Option<String>,
     },
     /// claimed -> submitted: Core accepted the task.
     Submitted {
@@ -78,6 +90,34 @@ pub enum TargetEvent {
         status: TaskStatus,
         /// Core's message.
         message: String,
+        /// Policy `max_attempts`.
+        max_attempts: u32,
+        /// Policy `retry_backoff_seconds`.
+        retry_backoff_seconds: u64,
+        /// The run's first post hook: a completed task then enters `post_hooks`.
+        post_hook: Option<String>,
+    },
+    /// pre_hooks/post_hooks self-loop: the runner started the current hook (again, after a
+    /// crash).
+    HookStarted {
+        /// Must be the current hook's invocation id.
+        invocation_id: String,
+    },
+    /// The current hook reported. Success moves to the next hook of the phase, or out of it
+    /// (pre: claimed with the submission; post: completed); failure fails the attempt.
+    HookFinished {
+        /// Must be the current hook's invocation id.
+        invocation_id: String,
+        /// Exit 0 / 2xx.
+        ok: bool,
+        /// The hook's last line of output, or why it failed.
+        message: String,
+        /// The next hook of the same phase, if any.
+        next_hook: Option<String>,
+        /// End of the claim lease once the pre hooks are done.
+        lease_until: Timestamp,
+        /// The run's operation, for the submission after the pre hooks.
+        operation: Operation,
         /// Policy `max_attempts`.
         max_attempts: u32,
         /// Policy `retry_backoff_seconds`.
@@ -122,6 +162,10 @@ pub enum TargetEventKind {
     Cancel,
     /// [`TargetEvent::SetHold`].
     SetHold,
+    /// [`TargetEvent::HookStarted`].
+    HookStarted,
+    /// [`TargetEvent::HookFinished`].
+    HookFinished,
 }
 
 impl TargetEventKind {
@@ -136,6 +180,8 @@ impl TargetEventKind {
         TargetEventKind::Skip,
         TargetEventKind::Cancel,
         TargetEventKind::SetHold,
+        TargetEventKind::HookStarted,
+        TargetEventKind::HookFinished,
     ];
 
     /// The snake_case name.
@@ -150,6 +196,8 @@ impl TargetEventKind {
             TargetEventKind::Skip => "skip",
             TargetEventKind::Cancel => "cancel",
             TargetEventKind::SetHold => "set_hold",
+            TargetEventKind::HookStarted => "hook_started",
+            TargetEventKind::HookFinished => "hook_finished",
         }
     }
 }
@@ -173,6 +221,8 @@ impl TargetEvent {
             TargetEvent::Skip { .. } => TargetEventKind::Skip,
             TargetEvent::Cancel { .. } => TargetEventKind::Cancel,
             TargetEvent::SetHold { .. } => TargetEventKind::SetHold,
+            TargetEvent::HookStarted { .. } => TargetEventKind::HookStarted,
+            TargetEvent::HookFinished { .. } => TargetEventKind::HookFinished,
         }
     }
 }
@@ -201,6 +251,22 @@ pub const TARGET_ROWS: &[Row<TargetStatus, TargetEventKind>] = &[
     row(S::Submitted, K::Cancel, S::Submitted),
     row(S::Pending, K::SetHold, S::Pending),
     row(S::Blocked, K::SetHold, S::Blocked),
+    // Hooks: claim -> pre hooks -> claimed (submitting); task completed -> post hooks.
+    row(S::Pending, K::Claim, S::PreHooks),
+    row(S::Blocked, K::Claim, S::PreHooks),
+    row(S::PreHooks, K::HookStarted, S::PreHooks),
+    row(S::PreHooks, K::HookFinished, S::PreHooks),
+    row(S::PreHooks, K::HookFinished, S::Claimed),
+    row(S::PreHooks, K::HookFinished, S::Failed),
+    row(S::PreHooks, K::HookFinished, S::Pending),
+    row(S::PreHooks, K::Cancel, S::Skipped),
+    row(S::Submitted, K::TaskFinished, S::PostHooks),
+    row(S::PostHooks, K::HookStarted, S::PostHooks),
+    row(S::PostHooks, K::HookFinished, S::PostHooks),
+    row(S::PostHooks, K::HookFinished, S::Completed),
+    row(S::PostHooks, K::HookFinished, S::Failed),
+    row(S::PostHooks, K::HookFinished, S::Pending),
+    row(S::PostHooks, K::Cancel, S::Terminated),
 ];
 
 /// The target machine.
@@ -235,6 +301,7 @@ fn changed(state: &Target, status: TargetStatus, message: String, now: Timestamp
         conflict_delay_seconds: state.conflict_delay_seconds,
         blocked_since: state.blocked_since,
         hold: state.hold.clone(),
+        hook: state.hook.clone(),
         updated_at: now,
     }
 }
@@ -342,7 +409,7 @@ impl Machine for TargetMachine {
             }};
         }
         match event {
-            TargetEvent::Claim { lease_until, operation } => {
+            TargetEvent::Claim { lease_until, operation, pre_hook } => {
                 if let Some(retry_after) = state.retry_after
                     && now < retry_after
                 {
@@ -354,6 +421,14 @@ impl Machine for TargetMachine {
                     return refuse(format!(
                         "lease_until {lease_until} must be later than now ({now})"
                     ));
+                }
+                if let Some(name) = pre_hook {
+                    let mut next =
+                        changed(state, S::PreHooks, hook_message(HookPhase::Pre, name), now);
+                    next.retry_after = None;
+                    next.hold = None;
+                    let call = enter_hook(&mut next, HookPhase::Pre, 0, name, now);
+                    accept!(next, vec![Effect::PersistTarget(state.id.clone()), call])
                 }
                 let mut next =
                     changed(state, S::Claimed, String::from("claimed; submitting the task"), now);
@@ -409,15 +484,31 @@ impl Machine for TargetMachine {
                 );
                 accept!(next, vec![Effect::PersistTarget(state.id.clone())])
             }
-            TargetEvent::TaskFinished { status, message, max_attempts, retry_backoff_seconds } => {
-                let next = match status {
-                    TaskStatus::Completed => {
+            TargetEvent::TaskFinished {
+                status,
+                message,
+                max_attempts,
+                retry_backoff_seconds,
+                post_hook,
+            } => {
+                let next = match (status, post_hook) {
+                    (TaskStatus::Completed, Some(name)) => {
+                        let text = format!(
+                            "{}; {}",
+                            task_message("task completed", message),
+                            hook_message(HookPhase::Post, name)
+                        );
+                        let mut next = changed(state, S::PostHooks, text, now);
+                        let call = enter_hook(&mut next, HookPhase::Post, 0, name, now);
+                        accept!(next, vec![Effect::PersistTarget(state.id.clone()), call])
+                    }
+                    (TaskStatus::Completed, None) => {
                         changed(state, S::Completed, task_message("task completed", message), now)
                     }
-                    TaskStatus::Terminated => {
+                    (TaskStatus::Terminated, _) => {
                         changed(state, S::Terminated, task_message("task terminated", message), now)
                     }
-                    TaskStatus::Failed => retry_or_fail(
+                    (TaskStatus::Failed, _) => retry_or_fail(
                         state,
                         task_message("task failed", message),
                         *max_attempts,
@@ -425,7 +516,7 @@ impl Machine for TargetMachine {
                         TargetStatus::Failed,
                         now,
                     ),
-                    other => {
+                    (other, _) => {
                         return refuse(format!(
                             "task status {other} is not terminal; only completed, failed or \
                              terminated finish a target"
@@ -440,6 +531,12 @@ impl Machine for TargetMachine {
                 accept!(next, vec![Effect::PersistTarget(state.id.clone())])
             }
             TargetEvent::Cancel { reason } => {
+                if from == S::PostHooks {
+                    let text = format!("run cancelled during the post hooks: {reason}");
+                    let mut next = changed(state, S::Terminated, text, now);
+                    next.hook = None;
+                    accept!(next, vec![Effect::PersistTarget(state.id.clone())])
+                }
                 if from == S::Submitted {
                     let text = format!("run cancelled: {reason}; cancelling the task");
                     let next = changed(state, S::Submitted, text, now);
@@ -456,8 +553,67 @@ impl Machine for TargetMachine {
                         changed(state, S::Skipped, format!("run cancelled: {reason}"), now);
                     next.hold = None;
                     next.lease_until = None;
+                    next.hook = None;
                     accept!(next, vec![Effect::PersistTarget(state.id.clone())])
                 }
+            }
+            TargetEvent::HookStarted { invocation_id } => {
+                let Some(hook) = current_hook(state, invocation_id) else {
+                    return refuse(stale_hook(state, invocation_id));
+                };
+                let mut next = state.clone();
+                next.hook = Some(HookRun { starts: hook.starts.saturating_add(1), ..hook.clone() });
+                next.updated_at = now;
+                accept!(next, vec![Effect::PersistTarget(state.id.clone())])
+            }
+            TargetEvent::HookFinished {
+                invocation_id,
+                ok,
+                message,
+                next_hook,
+                lease_until,
+                operation,
+                max_attempts,
+                retry_backoff_seconds,
+            } => {
+                let Some(hook) = current_hook(state, invocation_id) else {
+                    return refuse(stale_hook(state, invocation_id));
+                };
+                let said = task_message("", message);
+                let done = format!("{} hook {} succeeded{said}", hook.phase, hook.name);
+                if !*ok {
+                    let what = format!("{} hook {} failed{said}", hook.phase, hook.name);
+                    let mut next = retry_or_fail(
+                        state,
+                        what,
+                        *max_attempts,
+                        *retry_backoff_seconds,
+                        TargetStatus::Failed,
+                        now,
+                    );
+                    next.hook = None;
+                    accept!(next, vec![Effect::PersistTarget(state.id.clone())])
+                }
+                if let Some(name) = next_hook {
+                    let text = format!("{done}; {}", hook_message(hook.phase, name));
+                    let mut next = changed(state, from, text, now);
+                    let index = hook.index.saturating_add(1);
+                    let call = enter_hook(&mut next, hook.phase, index, name, now);
+                    accept!(next, vec![Effect::PersistTarget(state.id.clone()), call])
+                }
+                if hook.phase == HookPhase::Post {
+                    let mut next = changed(state, S::Completed, done, now);
+                    next.hook = None;
+                    accept!(next, vec![Effect::PersistTarget(state.id.clone())])
+                }
+                let text = format!("{done}; submitting the task");
+                let mut next = changed(state, S::Claimed, text, now);
+                next.hook = None;
+                next.lease_until = Some(*lease_until);
+                let submit = submission(state, operation);
+                let effects =
+                    vec![Effect::PersistTarget(state.id.clone()), Effect::SubmitTask(submit)];
+                accept!(next, effects)
             }
             TargetEvent::SetHold { hold } => {
                 if state.hold == *hold {
@@ -476,6 +632,62 @@ fn task_message(what: &'static str, core_message: &str) -> String {
     if core_message.is_empty() { String::from(what) } else { format!("{what}: {core_message}") }
 }
 
+fn hook_message(phase: HookPhase, name: &str) -> String {
+    format!("running {phase} hook {name}")
+}
+
+/// The target's hook if `invocation_id` names it (a late report of an earlier hook does not).
+fn current_hook<'a>(state: &'a Target, invocation_id: &str) -> Option<&'a HookRun> {
+    state.hook.as_ref().filter(|hook| hook.invocation_id == invocation_id)
+}
+
+fn stale_hook(state: &Target, invocation_id: &str) -> String {
+    match &state.hook {
+        Some(hook) => format!(
+            "hook invocation {invocation_id} is not the current one ({})",
+            hook.invocation_id
+        ),
+        None => format!("hook invocation {invocation_id} reported but no hook runs"),
+    }
+}
+
+/// Puts `next` on hook `index` of `phase` and returns the effect that runs it.
+fn enter_hook(
+    next: &mut Target,
+    phase: HookPhase,
+    index: u32,
+    name: &str,
+    now: Timestamp,
+) -> Effect {
+    let key = idempotency_key(next);
+    let hook = HookRun {
+        phase,
+        index,
+        name: name.to_string(),
+        invocation_id: steward_proto::hooks::invocation_id(key.as_str(), phase, index),
+        since: now,
+        starts: 0,
+    };
+    next.hook = Some(hook);
+    Effect::RunHook(hook_call(next))
+}
+
+/// The call that runs `target`'s current hook (`None` when it runs none): emitted on entering
+/// the hook, and re-issued by recovery for a hook in flight at a crash.
+pub fn hook_call(target: &Target) -> HookCall {
+    let (invocation_id, hook, phase) = match &target.hook {
+        Some(h) => (h.invocation_id.clone(), h.name.clone(), h.phase),
+        None => (String::new(), String::new(), HookPhase::Pre),
+    };
+    HookCall {
+        invocation_id,
+        hook,
+        phase,
+        attempt: target.attempt,
+        target: Box::new(target.clone()),
+    }
+}
+
 /// A failed attempt: `failed` when no attempt is left, otherwise back to `pending` with the next
 /// attempt after the retry backoff (the task id is forgotten; the next attempt gets a new key).
 fn retry_or_fail(
@@ -490,6 +702,7 @@ fn retry_or_fail(
         let text = format!("{what} (attempt {} of {max_attempts}; no attempt left)", state.attempt);
         let mut next = changed(state, failed, text, now);
         next.lease_until = None;
+        next.hook = None;
         next
     } else {
         let attempt = state.attempt.saturating_add(1);
@@ -501,6 +714,7 @@ fn retry_or_fail(
         next.attempt = attempt;
         next.task_id = None;
         next.lease_until = None;
+        next.hook = None;
         next.retry_after = Some(add_seconds(now, retry_backoff_seconds));
         next
     }

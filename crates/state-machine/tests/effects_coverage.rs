@@ -5,9 +5,11 @@
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use steward_proto::hooks::invocation_id;
 use steward_proto::{
-    ComponentKind, ComponentPosition, ComponentSpec, Operation, RackSpec, Run, RunPolicy,
-    RunStatus, RunStatusReason, Selector, StatusCounts, Target, TaskStatus, Timestamp, Wave,
+    ComponentKind, ComponentPosition, ComponentSpec, HookPhase, HookRefs, IdempotencyKey,
+    Operation, RackSpec, Run, RunPolicy, RunStatus, RunStatusReason, Selector, StatusCounts,
+    Target, TaskStatus, Timestamp, Wave,
 };
 use steward_state_machine::{EFFECT_KINDS, Effect, Fleet, FleetConfig, FleetEvent, Notification};
 
@@ -19,11 +21,16 @@ fn scenario() -> Vec<FleetEvent> {
     let target =
         Target::pending(&"run-1".into(), "r1".into(), 1, Arc::from(vec!["c1".into()]), t0());
     let run = Run {
+        rerun_of: None,
+        reruns: Vec::new(),
         id: "run-1".into(),
         name: String::new(),
         operation: Operation::PowerOn,
         selector: Selector::default(),
-        policy: RunPolicy::default(),
+        policy: RunPolicy {
+            hooks: HookRefs { pre: vec!["drain".into()], post: Vec::new() },
+            ..RunPolicy::default()
+        },
         status: RunStatus::Pending,
         status_reason: RunStatusReason::None,
         status_message: String::new(),
@@ -85,6 +92,16 @@ fn scenario() -> Vec<FleetEvent> {
             target_id: "run-1:r1".into(),
             lease_until: t0() + chrono::TimeDelta::seconds(30),
         },
+        FleetEvent::HookFinished {
+            target_id: "run-1:r1".into(),
+            invocation_id: invocation_id(
+                IdempotencyKey::for_attempt(&"run-1".into(), &"run-1:r1".into(), 1).as_str(),
+                HookPhase::Pre,
+                0,
+            ),
+            ok: true,
+            message: "drained".into(),
+        },
         FleetEvent::TargetSubmitted { target_id: "run-1:r1".into(), task_id: "task-1".into() },
         FleetEvent::TaskObserved {
             task_id: "task-1".into(),
@@ -127,7 +144,10 @@ fn only_external_effects_wait_for_commit() {
         for effect in fleet.apply_effects(&event, t0()).unwrap() {
             let external = matches!(
                 effect,
-                Effect::SubmitTask(_) | Effect::CancelTask { .. } | Effect::Notify(_)
+                Effect::SubmitTask(_)
+                    | Effect::CancelTask { .. }
+                    | Effect::Notify(_)
+                    | Effect::RunHook(_)
             );
             assert_eq!(effect.after_commit(), external, "{effect:?}");
         }

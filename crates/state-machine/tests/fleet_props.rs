@@ -107,6 +107,8 @@ fn run_created(run: u8, racks: u8, waves: u8, max_attempts: u32) -> FleetEvent {
         })
         .collect();
     let run = Run {
+        rerun_of: None,
+        reruns: Vec::new(),
         id: run_id(run),
         name: String::new(),
         operation: Operation::PowerCycle,

@@ -78,6 +78,8 @@ fn run_created(run_id: &str, waves: &[&[&str]], policy: RunPolicy) -> FleetEvent
         }
     }
     let run = Run {
+        rerun_of: None,
+        reruns: Vec::new(),
         id: run_id.into(),
         name: String::new(),
         operation: Operation::PowerCycle,

@@ -14,8 +14,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use steward_proto::{
-    ComponentId, Gate, Hold, Operation, Run, RunPolicy, RunStatus, RunStatusReason, Selector,
-    StatusCounts, Target, TargetStatus, Task, TaskStatus, Timestamp, Wave,
+    ComponentId, Gate, Hold, HookPhase, HookRun, Operation, Run, RunPolicy, RunStatus,
+    RunStatusReason, Selector, StatusCounts, Target, TargetStatus, Task, TaskStatus, Timestamp,
+    Wave,
 };
 use steward_state_machine::{
     Machine, Rejected, RunEvent, RunEventKind, RunMachine, TargetEvent, TargetEventKind,
@@ -107,10 +108,26 @@ const TARGET_GOLDEN: Golden = &[
     ("submitted", "cancel", "submitted"),
     ("pending", "set_hold", "pending"),
     ("blocked", "set_hold", "blocked"),
+    ("pending", "claim", "pre_hooks"),
+    ("blocked", "claim", "pre_hooks"),
+    ("pre_hooks", "hook_started", "pre_hooks"),
+    ("pre_hooks", "hook_finished", "pre_hooks"),
+    ("pre_hooks", "hook_finished", "claimed"),
+    ("pre_hooks", "hook_finished", "failed"),
+    ("pre_hooks", "hook_finished", "pending"),
+    ("pre_hooks", "cancel", "skipped"),
+    ("submitted", "task_finished", "post_hooks"),
+    ("post_hooks", "hook_started", "post_hooks"),
+    ("post_hooks", "hook_finished", "post_hooks"),
+    ("post_hooks", "hook_finished", "completed"),
+    ("post_hooks", "hook_finished", "failed"),
+    ("post_hooks", "hook_finished", "pending"),
+    ("post_hooks", "cancel", "terminated"),
 ];
 
 fn target_in(status: TargetStatus) -> Target {
     Target {
+        hook: None,
         id: "run-1:r1".into(),
         run_id: "run-1".into(),
         rack_id: "r1".into(),
@@ -127,6 +144,31 @@ fn target_in(status: TargetStatus) -> Target {
         hold: None,
         updated_at: now(),
     }
+    .with_hook(status)
+}
+
+/// Gives a target in a hook status the hook the representative hook events name.
+trait WithHook {
+    fn with_hook(self, status: TargetStatus) -> Self;
+}
+
+impl WithHook for Target {
+    fn with_hook(mut self, status: TargetStatus) -> Self {
+        let phase = match status {
+            TargetStatus::PreHooks => HookPhase::Pre,
+            TargetStatus::PostHooks => HookPhase::Post,
+            _ => return self,
+        };
+        self.hook = Some(HookRun {
+            phase,
+            index: 0,
+            name: "drain".into(),
+            invocation_id: "inv-1".into(),
+            since: now(),
+            starts: 0,
+        });
+        self
+    }
 }
 
 fn target_event(kind: TargetEventKind, variant: u8) -> TargetEvent {
@@ -134,6 +176,7 @@ fn target_event(kind: TargetEventKind, variant: u8) -> TargetEvent {
         TargetEventKind::Claim => TargetEvent::Claim {
             lease_until: now() + TimeDelta::seconds(30),
             operation: steward_proto::Operation::PowerCycle,
+            pre_hook: (variant == 1).then(|| "drain".to_string()),
         },
         TargetEventKind::Submitted => TargetEvent::Submitted { task_id: "task-1".into() },
         TargetEventKind::Conflict => TargetEvent::Conflict {
@@ -157,6 +200,18 @@ fn target_event(kind: TargetEventKind, variant: u8) -> TargetEvent {
             message: String::new(),
             max_attempts: if variant == 3 { 3 } else { 1 },
             retry_backoff_seconds: 10,
+            post_hook: (variant == 4).then(|| "validate".to_string()),
+        },
+        TargetEventKind::HookStarted => TargetEvent::HookStarted { invocation_id: "inv-1".into() },
+        TargetEventKind::HookFinished => TargetEvent::HookFinished {
+            invocation_id: "inv-1".into(),
+            ok: variant < 2,
+            message: "done".into(),
+            next_hook: (variant == 1).then(|| "second".to_string()),
+            lease_until: now() + TimeDelta::seconds(30),
+            operation: steward_proto::Operation::PowerCycle,
+            max_attempts: if variant == 3 { 3 } else { 1 },
+            retry_backoff_seconds: 10,
         },
         TargetEventKind::Skip => TargetEvent::Skip { reason: "policy".into() },
         TargetEventKind::Cancel => TargetEvent::Cancel { reason: "stop".into() },
@@ -176,7 +231,7 @@ fn target_table_is_the_reviewed_table_and_matrix_holds() {
     check_machine::<TargetMachine>(
         TARGET_GOLDEN,
         |s, k| (target_in(s), target_event(k, 0)),
-        |s, k| (0..4).map(|v| (target_in(s), target_event(k, v))).collect(),
+        |s, k| (0..5).map(|v| (target_in(s), target_event(k, v))).collect(),
     );
 }
 
@@ -214,6 +269,8 @@ fn run_in(status: RunStatus, first: TargetStatus, second: Option<TargetStatus>) 
         finished_at: None,
     };
     Run {
+        rerun_of: None,
+        reruns: Vec::new(),
         id: "run-1".into(),
         name: String::new(),
         operation: Operation::PowerOn,

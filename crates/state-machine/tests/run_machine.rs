@@ -37,6 +37,8 @@ fn run(sizes: &[u32]) -> Run {
         })
         .collect();
     Run {
+        rerun_of: None,
+        reruns: Vec::new(),
         id: "run-1".into(),
         name: "test".into(),
         operation: Operation::PowerCycle,

@@ -43,6 +43,7 @@ fn conflict() -> TargetEvent {
 
 fn finished(status: TaskStatus, max_attempts: u32) -> TargetEvent {
     TargetEvent::TaskFinished {
+        post_hook: None,
         status,
         message: String::new(),
         max_attempts,
@@ -60,6 +61,7 @@ fn claim_submit_complete_cycle() {
     let (claimed, effects) = step(
         &target(),
         &TargetEvent::Claim {
+            pre_hook: None,
             lease_until: now + secs(30),
             operation: steward_proto::Operation::PowerCycle,
         },
@@ -102,6 +104,7 @@ fn failure_with_attempts_left_goes_back_to_pending_with_next_key() {
     let early = step(
         &next,
         &TargetEvent::Claim {
+            pre_hook: None,
             lease_until: now + secs(90),
             operation: steward_proto::Operation::PowerCycle,
         },
@@ -111,6 +114,7 @@ fn failure_with_attempts_left_goes_back_to_pending_with_next_key() {
     let (claimed, effects) = step(
         &next,
         &TargetEvent::Claim {
+            pre_hook: None,
             lease_until: now + secs(200),
             operation: steward_proto::Operation::PowerCycle,
         },
@@ -132,6 +136,7 @@ fn failure_with_attempts_left_goes_back_to_pending_with_next_key() {
     let again = step(
         &failed,
         &TargetEvent::Claim {
+            pre_hook: None,
             lease_until: now + secs(999),
             operation: steward_proto::Operation::PowerCycle,
         },
@@ -171,6 +176,7 @@ fn conflict_backoff_doubles_caps_and_survives_reclaims() {
         let (claimed, _) = step(
             &t,
             &TargetEvent::Claim {
+                pre_hook: None,
                 lease_until: now + secs(30),
                 operation: steward_proto::Operation::PowerCycle,
             },
@@ -185,6 +191,7 @@ fn conflict_backoff_doubles_caps_and_survives_reclaims() {
         let early = step(
             &blocked,
             &TargetEvent::Claim {
+                pre_hook: None,
                 lease_until: now + secs(999),
                 operation: steward_proto::Operation::PowerCycle,
             },
@@ -204,6 +211,7 @@ fn lease_expiry_is_guarded_by_the_lease() {
     let (claimed, _) = step(
         &target(),
         &TargetEvent::Claim {
+            pre_hook: None,
             lease_until: now + secs(30),
             operation: steward_proto::Operation::PowerCycle,
         },
@@ -265,7 +273,11 @@ fn task_finished_with_a_non_terminal_status_is_a_guard() {
 
 #[derive(Clone, Debug)]
 enum Gen {
-    Claim(i64),
+    Claim(i64, bool),
+    /// A hook start naming the current invocation (true) or a stale one.
+    HookStarted(bool),
+    /// A hook report: current invocation?, ok?, a next hook?, max_attempts.
+    HookFinished(bool, bool, bool, u32),
     Submitted(u8),
     Conflict,
     LeaseExpired,
@@ -278,23 +290,48 @@ enum Gen {
 
 fn gen_event() -> impl Strategy<Value = Gen> {
     prop_oneof![
-        4 => (-5i64..120).prop_map(Gen::Claim),
+        4 => ((-5i64..120), any::<bool>()).prop_map(|(s, h)| Gen::Claim(s, h)),
+        2 => any::<bool>().prop_map(Gen::HookStarted),
+        3 => (any::<bool>(), any::<bool>(), any::<bool>(), 1u32..4)
+            .prop_map(|(c, ok, n, m)| Gen::HookFinished(c, ok, n, m)),
         3 => (0u8..3).prop_map(Gen::Submitted),
         3 => Just(Gen::Conflict),
         1 => Just(Gen::LeaseExpired),
         1 => (1u32..4).prop_map(Gen::SubmitRejected),
-        3 => ((0u8..6), (1u32..4)).prop_map(|(s, m)| Gen::TaskFinished(s, m)),
+        3 => ((0u8..12), (1u32..4)).prop_map(|(s, m)| Gen::TaskFinished(s, m)),
         1 => Just(Gen::Skip),
         1 => Just(Gen::Cancel),
         2 => (0u8..3).prop_map(Gen::Hold),
     ]
 }
 
-fn realise(g: &Gen, now: Timestamp) -> TargetEvent {
+/// The invocation id a generated hook event names: the state's current one, or a stale one.
+fn invocation(state: &Target, current: bool) -> String {
+    match (&state.hook, current) {
+        (Some(hook), true) => hook.invocation_id.clone(),
+        _ => "stale/pre/9".into(),
+    }
+}
+
+fn realise(g: &Gen, now: Timestamp, state: &Target) -> TargetEvent {
     match g {
-        Gen::Claim(s) => TargetEvent::Claim {
+        Gen::Claim(s, hook) => TargetEvent::Claim {
             lease_until: now + secs(*s),
             operation: steward_proto::Operation::PowerCycle,
+            pre_hook: hook.then(|| "drain".to_string()),
+        },
+        Gen::HookStarted(current) => {
+            TargetEvent::HookStarted { invocation_id: invocation(state, *current) }
+        }
+        Gen::HookFinished(current, ok, next, m) => TargetEvent::HookFinished {
+            invocation_id: invocation(state, *current),
+            ok: *ok,
+            message: "hook said so".into(),
+            next_hook: next.then(|| "second".to_string()),
+            lease_until: now + secs(30),
+            operation: steward_proto::Operation::PowerCycle,
+            max_attempts: *m,
+            retry_backoff_seconds: 45,
         },
         Gen::Submitted(n) => TargetEvent::Submitted { task_id: TaskId::new(format!("task-{n}")) },
         Gen::Conflict => conflict(),
@@ -304,7 +341,15 @@ fn realise(g: &Gen, now: Timestamp) -> TargetEvent {
             max_attempts: *m,
             retry_backoff_seconds: 45,
         },
-        Gen::TaskFinished(s, m) => finished(TaskStatus::ALL[*s as usize % 6], *m),
+        Gen::TaskFinished(s, m) => {
+            let mut event = finished(TaskStatus::ALL[*s as usize % 6], *m);
+            if let TargetEvent::TaskFinished { post_hook, .. } = &mut event
+                && *s >= 6
+            {
+                *post_hook = Some("validate".into());
+            }
+            event
+        }
         Gen::Skip => TargetEvent::Skip { reason: "policy".into() },
         Gen::Cancel => TargetEvent::Cancel { reason: "operator".into() },
         Gen::Hold(0) => TargetEvent::SetHold { hold: None },
@@ -330,7 +375,7 @@ proptest! {
         let mut last_delay = 0u64;
         for (g, dt) in &steps {
             now += secs(*dt);
-            let event = realise(g, now);
+            let event = realise(g, now, &state);
             let before = serde_json::to_string(&state).unwrap();
             let from = state.status;
             let kind = event.kind();
@@ -345,6 +390,18 @@ proptest! {
                     if next != state {
                         prop_assert!(!effects.is_empty(), "a change without a persist effect");
                     }
+                    let in_hooks = matches!(
+                        next.status,
+                        TargetStatus::PreHooks | TargetStatus::PostHooks
+                    );
+                    prop_assert_eq!(in_hooks, next.hook.is_some(),
+                        "a target runs a hook exactly while pre_hooks or post_hooks");
+                    let runs_hook = effects.iter().any(|e| e.kind() == "run_hook");
+                    prop_assert!(!runs_hook || in_hooks, "a hook call outside the hook states");
+                    prop_assert!(
+                        !(from == TargetStatus::PreHooks && effects.iter().any(|e| e.kind() == "submit_task") && next.status != TargetStatus::Claimed),
+                        "a submission out of pre hooks lands anywhere but claimed"
+                    );
                     prop_assert!(next.conflict_delay_seconds <= 300);
                     prop_assert!(next.conflict_delay_seconds >= last_delay, "backoff shrank");
                     last_delay = next.conflict_delay_seconds;

@@ -14,8 +14,8 @@ use std::path::Path;
 use std::time::Duration;
 use steward_proto::{
     AdvanceRequest, ComponentId, FailureCount, FailureRate, ForceServiceStateRequest, GateScope,
-    OnNotReady, Operation, PolicyOverrides, RackId, ReasonRequest, RunId, RunRequest, SafetyGate,
-    Selector, ServiceState, ServiceStateRequest, WaveSpec,
+    OnNotReady, Operation, PolicyOverrides, RackId, ReasonRequest, RerunRequest, RunId, RunRequest,
+    SafetyGate, Selector, ServiceState, ServiceStateRequest, WaveSpec,
 };
 use steward_state_machine::{
     Machine, RunMachine, ServiceTable, TargetMachine, TaskMachine, TransitionTable,
@@ -312,12 +312,30 @@ fn targets_table(targets: &Value) -> String {
                 field(t, "status"),
                 field(t, "attempt"),
                 field(t, "task_id"),
+                hook_cell(t),
                 field(t, "message"),
                 hold,
             ]
         })
         .collect();
-    render(&["RACK", "WAVE", "STATUS", "ATTEMPT", "TASK", "MESSAGE", "HOLD"], &rows)
+    render(&["RACK", "WAVE", "STATUS", "ATTEMPT", "TASK", "HOOK", "MESSAGE", "HOLD"], &rows)
+}
+
+/// `pre drain since 12:00:01Z` for a target running a hook (`(run 2)` once re-run), else `-`.
+fn hook_cell(target: &Value) -> String {
+    match target.get("hook") {
+        Some(hook) if !hook.is_null() => {
+            let starts = hook.get("starts").and_then(Value::as_u64).unwrap_or(0);
+            let again = if starts > 1 { format!(" (run {starts})") } else { String::new() };
+            format!(
+                "{} {} since {}{again}",
+                field(hook, "phase"),
+                field(hook, "name"),
+                field(hook, "since")
+            )
+        }
+        _ => "-".to_string(),
+    }
 }
 
 /// Builds the typed `POST /v1/runs` request from `run create` flags (the same struct the server
@@ -614,6 +632,19 @@ async fn run_command(client: Client, command: RunCommand, json: bool) -> Result<
         }
         RunCommand::Cancel { id, reason } => {
             run_action(&client, &id, "cancel", reason_body(reason), json).await
+        }
+        RunCommand::Rerun { id, failed_only } => {
+            let body = to_body(&RerunRequest { failed_only })?;
+            let answer = client.post(&format!("/v1/runs/{}/rerun", segment(&id)), &body).await?;
+            print(json, &answer, || {
+                format!(
+                    "created run {} as a rerun of {}, status {}\n",
+                    field(&answer, "id"),
+                    field(&answer, "rerun_of"),
+                    field(&answer, "status")
+                )
+            });
+            Ok(EXIT_OK)
         }
         RunCommand::Advance { id, expected_wave } => {
             let body = to_body(&AdvanceRequest { expected_wave })?;

@@ -325,6 +325,15 @@ pub enum RunCommand {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Create a new run over a finished run's failed and skipped targets (same operation and
+    /// policy), linked to the first.
+    Rerun {
+        /// The finished run's id.
+        id: String,
+        /// Only the failed (and terminated) targets, not the skipped ones.
+        #[arg(long)]
+        failed_only: bool,
+    },
     /// Open the next wave of a run paused at a wave gate.
     Advance {
         /// Run id.

@@ -18,8 +18,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use steward_proto::{
     AdvanceRequest, ComponentId, ComponentKind, ComponentView, HistoryEntry, InventoryUpsert,
-    Observation, Phase, Rack, RackId, ReasonRequest, Run, RunId, RunPolicy, RunRequest,
-    ServiceStateRequest, Target,
+    Observation, Phase, Rack, RackId, ReasonRequest, RerunRequest, Run, RunId, RunPolicy,
+    RunRequest, ServiceStateRequest, Target,
 };
 use steward_runtime::{ComponentFilter, CreateRunOutcome};
 use steward_state_machine::{Machine, RunMachine, TargetMachine, TaskMachine, TransitionTable};
@@ -62,6 +62,7 @@ pub(super) fn api() -> OpenApiRouter<ApiState> {
         .routes(routes!(resume))
         .routes(routes!(cancel))
         .routes(routes!(advance))
+        .routes(routes!(rerun))
         .routes(routes!(events))
         .routes(routes!(events_stream::stream))
         .routes(routes!(machine))
@@ -308,6 +309,31 @@ async fn advance(
 ) -> ApiResult {
     let request: AdvanceRequest = parse_optional_body(&body)?;
     json_ok(state.handle.advance_run(RunId::new(id), request.expected_wave, &caller.name).await?)
+}
+
+#[utoipa::path(post, path = "/v1/runs/{id}/rerun", tag = "runs",
+    params(("id" = String, Path, description = "Run id")),
+    request_body(content = RerunRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The new run over the finished run's failed (and skipped)
+            targets, linked both ways", body = Run),
+        (status = 400, description = "Nothing to rerun"),
+        (status = 404, description = "No such run"),
+        (status = 409, description = "The run has not finished")))]
+async fn rerun(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    ValidId(id): ValidId,
+    body: Bytes,
+) -> ApiResult {
+    let request: RerunRequest = parse_optional_body(&body)?;
+    let run = state.handle.rerun_run(RunId::new(id), request.failed_only, &caller.name).await?;
+    let location = format!("/v1/runs/{}", run.id);
+    let mut response = (StatusCode::CREATED, axum::Json(run)).into_response();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    Ok(response)
 }
 
 fn query_number(query: &BTreeMap<String, String>, key: &str) -> Result<Option<u64>, Problem> {

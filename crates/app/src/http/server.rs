@@ -113,6 +113,7 @@ pub fn runtime_config(config: &Config) -> Result<RuntimeConfig, ConfigError> {
             events: w.events.clone(),
         })
         .collect();
+    runtime.hooks = crate::hooks_config::runtime_hooks(&config.hooks);
     Ok(runtime)
 }
 

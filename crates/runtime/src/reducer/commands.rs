@@ -78,7 +78,11 @@ impl Reducer {
                 Ok(Reply::Component(Box::new(view)))
             }
             Command::CreateRun { request, initiator } => {
-                self.create_run(*request, &initiator, batch)
+                self.create_run(*request, &initiator, None, batch)
+            }
+            Command::RerunRun { run, failed_only, initiator } => {
+                let request = self.rerun_request(&run, failed_only)?;
+                self.create_run(request, &initiator, Some(run), batch)
             }
             Command::PauseRun { run, reason, initiator } => {
                 let message = reason.unwrap_or_else(|| format!("paused by {initiator}"));
@@ -170,14 +174,17 @@ impl Reducer {
         &mut self,
         request: CreateRunRequest,
         initiator: &str,
+        rerun_of: Option<RunId>,
         batch: &mut Batch,
     ) -> Result<Reply, CommandError> {
         let now = batch.now;
+        crate::hooks::validate_names(&request.policy.hooks, &self.settings.hook_names)?;
         let run_id = RunId::new(format!("run-{}", self.next_run_number));
         let dry_run = request.dry_run;
-        let new_run =
+        let mut new_run =
             steward_planner::plan_run(&self.fleet, &request, run_id.clone(), initiator, now)
                 .map_err(create_error)?;
+        new_run.run.rerun_of = rerun_of;
         if dry_run {
             let holds: BTreeMap<TargetId, Hold> =
                 steward_planner::dry_run_holds(&self.fleet, &new_run, &self.settings.planner, now)

@@ -9,6 +9,7 @@
 
 mod commands;
 mod durable;
+mod followups;
 mod site;
 mod views;
 
@@ -20,7 +21,7 @@ use crate::protocol::{
 };
 use crate::store::{BatchBuilder, OutboxAck, OutboxRow, Store, StoreError};
 use crate::webhooks::WebhookConfig;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use steward_planner::{PendingKey, PlannerConfig};
 use steward_proto::{EventRecord, Hold, RunId, Timestamp};
@@ -82,6 +83,8 @@ pub(crate) struct ReducerSettings {
     pub commit_deadline: std::time::Duration,
     /// Where the reducer reports readiness.
     pub health: Health,
+    /// Hook names defined in the server's config (runs may reference only these).
+    pub hook_names: BTreeSet<String>,
 }
 
 /// The reducer's state: the fleet, the store and the bookkeeping around them.
@@ -156,6 +159,11 @@ impl Reducer {
     pub(crate) fn recover(&mut self) {
         for submit in self.fleet.claimed_submissions() {
             let _ = self.applier.send(CoreCall::Submit { request: submit.into() });
+        }
+        // A hook in flight at the crash runs again (same invocation id); one that reported
+        // has moved its target on and is not among these.
+        for call in self.fleet.hooks_in_flight() {
+            let _ = self.applier.send(CoreCall::RunHook(call));
         }
     }
 
@@ -266,6 +274,13 @@ impl Reducer {
             ReducerInput::OutboxFailed { id, next_attempt_at, error } => {
                 batch.rows.outbox_ack(OutboxAck::Failed { id, next_attempt_at, error });
             }
+            ReducerInput::HookStarted { target_id, invocation_id } => {
+                self.hook_report(FleetEvent::HookStarted { target_id, invocation_id }, batch);
+            }
+            ReducerInput::HookFinished { target_id, invocation_id, ok, message } => {
+                let event = FleetEvent::HookFinished { target_id, invocation_id, ok, message };
+                self.hook_report(event, batch);
+            }
             ReducerInput::Tick | ReducerInput::Shutdown => {}
         }
     }
@@ -294,6 +309,7 @@ impl Reducer {
                     batch.core_calls.push(CoreCall::Cancel { task_id });
                 }
                 AfterCommit::Notify(notification) => self.notify(notification, seq, batch),
+                AfterCommit::RunHook(call) => batch.core_calls.push(CoreCall::RunHook(call)),
             }
         }
         Ok(())
