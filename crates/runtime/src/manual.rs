@@ -44,7 +44,7 @@ impl ManualReducer {
         let settings = ReducerSettings { planner, webhooks: Vec::new(), max_batch: usize::MAX };
         let mut reducer = Reducer::new(
             loaded.fleet,
-            store,
+            Box::new(store),
             loaded.last_seq,
             clock,
             settings,

@@ -9,7 +9,7 @@ use crate::metrics::Metrics;
 use crate::pollers;
 use crate::protocol::ReducerInput;
 use crate::reducer::{Reducer, ReducerError, ReducerSettings};
-use crate::store::{Store, StoreError, StoreOptions};
+use crate::store::{Backend, Store, StoreError, StoreOptions};
 use crate::webhooks::{self, WebhookConfig};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -176,6 +176,8 @@ pub struct Runtime {
     handle: Handle,
     metrics: Arc<Metrics>,
     stop: CancellationToken,
+    /// Cancelled when the reducer thread returns (shutdown, a failed reload, or fenced).
+    stopped: CancellationToken,
     reducer: Option<std::thread::JoinHandle<Result<(), ReducerError>>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -194,11 +196,26 @@ impl Runtime {
         core: Arc<dyn Core>,
         clock: SharedClock,
     ) -> Result<Runtime, StartError> {
-        let fleet_config = config.fleet_config()?;
+        // A bad config is refused before the database is opened (or created).
+        config.fleet_config()?;
         let path = config.db_path.clone();
         let options = config.store.clone();
+        let store = tokio::task::spawn_blocking(move || Store::open(&path, &options))
+            .await
+            .map_err(|e| StartError::Thread(e.to_string()))??;
+        Self::start_with_backend(config, Box::new(store), core, clock).await
+    }
+
+    /// [`Runtime::start`] on a store the caller opened (PostgreSQL, or SQLite opened by hand);
+    /// `config.db_path` and `config.store` are not used.
+    pub async fn start_with_backend(
+        config: RuntimeConfig,
+        store: Box<dyn Backend>,
+        core: Arc<dyn Core>,
+        clock: SharedClock,
+    ) -> Result<Runtime, StartError> {
+        let fleet_config = config.fleet_config()?;
         let (store, loaded) = tokio::task::spawn_blocking(move || {
-            let store = Store::open(&path, &options)?;
             let loaded = store.load(fleet_config)?;
             Ok::<_, StoreError>((store, loaded))
         })
@@ -226,9 +243,15 @@ impl Runtime {
             metrics.clone(),
         );
         reducer.recover();
+        let stopped = CancellationToken::new();
+        let stopped_by_reducer = stopped.clone();
         let reducer = std::thread::Builder::new()
             .name("steward-reducer".into())
-            .spawn(move || reducer.run(receiver))
+            .spawn(move || {
+                let outcome = reducer.run(receiver);
+                stopped_by_reducer.cancel();
+                outcome
+            })
             .map_err(|e| StartError::Thread(e.to_string()))?;
         let stop = CancellationToken::new();
         let mut tasks = vec![
@@ -262,7 +285,7 @@ impl Runtime {
                 stop.clone(),
             )));
         }
-        Ok(Runtime { handle, metrics, stop, reducer: Some(reducer), tasks })
+        Ok(Runtime { handle, metrics, stop, stopped, reducer: Some(reducer), tasks })
     }
 
     /// A handle for commands, queries and subscriptions.
@@ -273,6 +296,12 @@ impl Runtime {
     /// The metrics registry.
     pub fn metrics(&self) -> Arc<Metrics> {
         self.metrics.clone()
+    }
+
+    /// A token cancelled when the reducer thread has returned, for whatever reason (a fenced
+    /// leader's reducer stops on its first refused commit).
+    pub fn reducer_stopped(&self) -> CancellationToken {
+        self.stopped.clone()
     }
 
     /// Stops pollers and workers, lets the reducer commit its current batch, and waits for it.

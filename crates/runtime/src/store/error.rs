@@ -1,4 +1,4 @@
-//! `StoreError`: every way the SQLite store can fail, with messages naming the file, table or row.
+//! `StoreError`: every way a store (SQLite or PostgreSQL) can fail, with messages naming the file, table or row.
 
 use std::path::PathBuf;
 
@@ -67,6 +67,24 @@ pub enum StoreError {
         /// Why it failed.
         message: String,
     },
+    /// A PostgreSQL call failed (connection, statement, migration). The message never carries
+    /// the connection URL's password.
+    #[error("postgres: {message}")]
+    Postgres {
+        /// What failed and why.
+        message: String,
+        /// Whether retrying later may succeed (a lost connection, a serialization failure).
+        retryable: bool,
+    },
+    /// This process's leadership epoch is no longer the database's: another instance took
+    /// over, so the commit was refused and nothing was written.
+    #[error("fenced: this instance leads epoch {ours} but the database is at epoch {current}")]
+    Fenced {
+        /// The epoch this process took.
+        ours: i64,
+        /// The epoch the database holds.
+        current: i64,
+    },
     /// An outbox row named by id does not exist.
     #[error("outbox row {id} not found")]
     OutboxRowNotFound {
@@ -79,6 +97,7 @@ impl StoreError {
     /// Whether retrying the same operation later may succeed (the database was busy or locked).
     pub fn is_retryable(&self) -> bool {
         let err = match self {
+            StoreError::Postgres { retryable, .. } => return *retryable,
             StoreError::Sqlite(err) | StoreError::Open { source: err, .. } => err,
             StoreError::Migration(rusqlite_migration::Error::RusqliteError { err, .. }) => err,
             _ => return false,
@@ -87,6 +106,13 @@ impl StoreError {
             err.sqlite_error_code(),
             Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
         )
+    }
+}
+
+impl StoreError {
+    /// Whether the commit was refused because another instance leads now.
+    pub fn is_fenced(&self) -> bool {
+        matches!(self, StoreError::Fenced { .. })
     }
 }
 
