@@ -70,6 +70,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Some(path) => Config::from_file(path)?,
         None => Config::default(),
     };
+    if let Some(path) = config.store.path.clone() {
+        config.db = path;
+    }
     if let Some(db) = args.db {
         config.db = db;
     }
@@ -77,8 +80,21 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config.listen = listen;
     }
     config.validate()?;
+    if config.store.url.is_some() {
+        return serve_ha(&config).await;
+    }
     let server = Server::start(&config).await?;
     eprintln!("steward: serving on {} (db {})", server.url(), config.db.display());
+    shutdown_signal().await.context("waiting for a shutdown signal")?;
+    tracing::info!("shutdown requested");
+    server.shutdown().await;
+    Ok(())
+}
+
+/// `serve` on PostgreSQL: stand by, lead when elected (see `crate::ha`).
+async fn serve_ha(config: &Config) -> anyhow::Result<()> {
+    let server = crate::ha::HaServer::start(config).await?;
+    eprintln!("steward: serving on {} (store postgres, standing by for leadership)", server.url());
     shutdown_signal().await.context("waiting for a shutdown signal")?;
     tracing::info!("shutdown requested");
     server.shutdown().await;

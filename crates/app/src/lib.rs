@@ -6,6 +6,8 @@
 pub mod cli;
 pub mod config;
 pub mod demo;
+
+pub mod ha;
 mod entry;
 pub mod http;
 
