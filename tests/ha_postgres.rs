@@ -126,8 +126,7 @@ async fn create_run(node: &Node) -> String {
         "selector": {"all": true},
         "policy": {"max_parallel_racks": 2}
     });
-    let response =
-        client().post(format!("{}/v1/runs", node.url)).json(&body).send().await.unwrap();
+    let response = client().post(format!("{}/v1/runs", node.url)).json(&body).send().await.unwrap();
     assert!(response.status().is_success(), "create run: {}", response.status());
     response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string()
 }
@@ -141,7 +140,12 @@ async fn wait_completed(node: &Node, run: &str, n: u64, within: Duration) -> Val
         {
             return run;
         }
-        assert!(Instant::now() < deadline, "run {run} not progressing on {}:\n{}", node.url, node.log());
+        assert!(
+            Instant::now() < deadline,
+            "run {run} not progressing on {}:\n{}",
+            node.url,
+            node.log()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -267,6 +271,7 @@ async fn a_paused_leader_resumed_after_takeover_is_fenced() {
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(leads(&a).await, None, "the old leader still claims to lead:\n{}", a.log());
+    assert!(a.log().contains("stepping down"), "the old leader did not step down:\n{}", a.log());
     assert_eq!(count(&url, events_sql, Some(old)).await, events_before, "old epoch wrote events");
     assert_eq!(
         count(&url, journal_sql, Some(old)).await,
@@ -314,7 +319,12 @@ async fn postgres_restarted_mid_run_a_leader_emerges_and_the_run_completes() {
         if let Some(epoch) = leads(&b).await.filter(|e| *e > first) {
             break (&b, epoch);
         }
-        assert!(Instant::now() < deadline, "no leader after the restart:\n{}\n{}", a.log(), b.log());
+        assert!(
+            Instant::now() < deadline,
+            "no leader after the restart:\n{}\n{}",
+            a.log(),
+            b.log()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert!(epoch > first);
@@ -322,7 +332,11 @@ async fn postgres_restarted_mid_run_a_leader_emerges_and_the_run_completes() {
     while get(&format!("{}/v1/runs/{run}", leader.url)).await.map(|r| r["status"].clone())
         != Some(json!("completed"))
     {
-        assert!(Instant::now() < deadline, "run not completed after the restart:\n{}", leader.log());
+        assert!(
+            Instant::now() < deadline,
+            "run not completed after the restart:\n{}",
+            leader.log()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     drop((a, b));

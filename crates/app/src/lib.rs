@@ -7,8 +7,8 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 
-pub mod ha;
 mod entry;
+pub mod ha;
 pub mod http;
 
 pub use entry::main;

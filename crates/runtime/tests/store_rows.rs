@@ -14,7 +14,8 @@ use steward_proto::{
     StatusCounts, Target, TargetId, TargetStatus, Task, TaskId, TaskStatus, Timestamp, Wave,
 };
 use steward_runtime::store::{
-    Backend, ComponentRow, OutboxAck, OutboxRow, Store, StoreError, StoreOptions, Synchronous, WriteBatch,
+    Backend, ComponentRow, OutboxAck, OutboxRow, Store, StoreError, StoreOptions, Synchronous,
+    WriteBatch,
 };
 use steward_state_machine::FleetConfig;
 use support::backends::{Case, Fixture};
@@ -24,13 +25,22 @@ mod support;
 /// The cases that hold on every backend, run below on SQLite and on PostgreSQL.
 const CASES: &[Case] = &[
     ("every_row_kind_round_trips_through_a_reopen", every_row_kind_round_trips_through_a_reopen),
-    ("upserts_replace_rows_and_keep_inventory_order", upserts_replace_rows_and_keep_inventory_order),
+    (
+        "upserts_replace_rows_and_keep_inventory_order",
+        upserts_replace_rows_and_keep_inventory_order,
+    ),
     ("a_failing_batch_leaves_nothing", a_failing_batch_leaves_nothing),
     ("events_after_pages_in_sequence_order", events_after_pages_in_sequence_order),
-    ("outbox_is_ordered_by_seq_per_webhook_and_tracks_delivery", outbox_is_ordered_by_seq_per_webhook_and_tracks_delivery),
+    (
+        "outbox_is_ordered_by_seq_per_webhook_and_tracks_delivery",
+        outbox_is_ordered_by_seq_per_webhook_and_tracks_delivery,
+    ),
     ("history_is_oldest_first_per_component", history_is_oldest_first_per_component),
     ("an_empty_database_loads_an_empty_fleet", an_empty_database_loads_an_empty_fleet),
-    ("a_component_moved_to_another_rack_goes_last_there", a_component_moved_to_another_rack_goes_last_there),
+    (
+        "a_component_moved_to_another_rack_goes_last_there",
+        a_component_moved_to_another_rack_goes_last_there,
+    ),
 ];
 
 #[test]

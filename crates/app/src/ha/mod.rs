@@ -165,23 +165,21 @@ async fn supervise(
         }
         let role = roles.borrow_and_update().clone();
         match role {
-            Role::Leader { epoch } if leading.is_none() => {
-                match lead(&config, &url, epoch).await {
-                    Ok((now_leading, api)) => {
-                        write(&front, |f| {
-                            f.api = Some(api);
-                            f.epoch = Some(epoch);
-                            f.leader = config.advertise_url.clone();
-                        });
-                        tracing::info!(epoch, "leading: engine started");
-                        leading = Some(now_leading);
-                    }
-                    Err(error) => {
-                        tracing::error!(%error, epoch, "could not start as leader: stepping down");
-                        elector.step_down();
-                    }
+            Role::Leader { epoch } if leading.is_none() => match lead(&config, &url, epoch).await {
+                Ok((now_leading, api)) => {
+                    write(&front, |f| {
+                        f.api = Some(api);
+                        f.epoch = Some(epoch);
+                        f.leader = config.advertise_url.clone();
+                    });
+                    tracing::info!(epoch, "leading: engine started");
+                    leading = Some(now_leading);
                 }
-            }
+                Err(error) => {
+                    tracing::error!(%error, epoch, "could not start as leader: stepping down");
+                    elector.step_down();
+                }
+            },
             Role::Leader { .. } => {}
             Role::Standby { leader } => {
                 step_down(&front, &mut leading).await;
@@ -228,7 +226,8 @@ async fn lead(config: &Config, url: &str, epoch: i64) -> Result<(Leading, Router
     let runtime =
         Runtime::start_with_backend(runtime_config(config)?, Box::new(store), core, clock).await?;
     if config.import_core_inventory
-        && let Err(error) = runtime.handle().upsert_inventory(sim.inventory(), IMPORT_INITIATOR).await
+        && let Err(error) =
+            runtime.handle().upsert_inventory(sim.inventory(), IMPORT_INITIATOR).await
     {
         runtime.shutdown().await;
         return Err(error.into());
@@ -273,8 +272,7 @@ async fn readyz(State(front): State<SharedFront>) -> Response {
     let front = read(&front);
     match (front.api.is_some(), front.epoch) {
         (true, Some(epoch)) => {
-            axum::Json(json!({"status": "ready", "role": "leader", "epoch": epoch}))
-                .into_response()
+            axum::Json(json!({"status": "ready", "role": "leader", "epoch": epoch})).into_response()
         }
         _ => standby(front.leader.as_deref()),
     }

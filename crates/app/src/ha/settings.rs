@@ -39,13 +39,19 @@ impl StoreSection {
     /// Checks the timings and that at most one of `path` and `url` is set; errors name the key.
     pub fn validate(&self) -> Result<(), (String, String)> {
         if self.path.is_some() && self.url.is_some() {
-            return Err(("store.url".into(), "set either store.path or store.url, not both".into()));
+            return Err((
+                "store.url".into(),
+                "set either store.path or store.url, not both".into(),
+            ));
         }
         if let Some(url) = &self.url
             && !url.starts_with("postgres://")
             && !url.starts_with("postgresql://")
         {
-            return Err(("store.url".into(), "must start with postgres:// or postgresql://".into()));
+            return Err((
+                "store.url".into(),
+                "must start with postgres:// or postgresql://".into(),
+            ));
         }
         if self.poll_interval_ms == 0 {
             return Err(("store.poll_interval_ms".into(), "must be at least 1".into()));

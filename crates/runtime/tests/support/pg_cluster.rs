@@ -135,8 +135,7 @@ impl PgCluster {
 
     /// Creates a fresh database and returns its URL.
     pub fn database(&self, name: &str) -> String {
-        let mut client =
-            postgres::Client::connect(&self.url("postgres"), postgres::NoTls).unwrap();
+        let mut client = postgres::Client::connect(&self.url("postgres"), postgres::NoTls).unwrap();
         client.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
         self.url(name)
     }

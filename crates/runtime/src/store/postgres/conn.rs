@@ -145,10 +145,8 @@ pub fn migrate(client: &mut Client) -> Result<(), StoreError> {
     let mut tx = client.transaction().map_err(pg("migrate: begin"))?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK_KEY])
         .map_err(pg("migrate: lock"))?;
-    tx.batch_execute(
-        "CREATE TABLE IF NOT EXISTS steward_schema_version (version BIGINT NOT NULL)",
-    )
-    .map_err(pg("migrate: version table"))?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS steward_schema_version (version BIGINT NOT NULL)")
+        .map_err(pg("migrate: version table"))?;
     let found: i64 = tx
         .query_opt("SELECT version FROM steward_schema_version", &[])
         .map_err(pg("migrate: read version"))?
@@ -176,8 +174,14 @@ mod tests {
     #[test]
     fn passwords_never_show() {
         let cases = [
-            ("postgres://steward:s3cret@10.0.0.1:5432/steward", "postgres://steward:***@10.0.0.1:5432/steward"),
-            ("postgresql://u:p@h/db?password=x&sslmode=disable", "postgresql://u:***@h/db?password=***&sslmode=disable"),
+            (
+                "postgres://steward:s3cret@10.0.0.1:5432/steward",
+                "postgres://steward:***@10.0.0.1:5432/steward",
+            ),
+            (
+                "postgresql://u:p@h/db?password=x&sslmode=disable",
+                "postgresql://u:***@h/db?password=***&sslmode=disable",
+            ),
             ("postgres://steward@127.0.0.1/steward", "postgres://steward@127.0.0.1/steward"),
             ("host=h user=u password=s3cret dbname=d", "host=h user=u password=*** dbname=d"),
         ];

@@ -39,10 +39,7 @@ impl PgJournal {
     ) -> Result<(PgJournal, Vec<String>), StoreError> {
         let mut client = connect(url, Session::Writer)?;
         let records = client
-            .query(
-                "SELECT record FROM adapter_journal WHERE adapter = $1 ORDER BY id",
-                &[&adapter],
-            )
+            .query("SELECT record FROM adapter_journal WHERE adapter = $1 ORDER BY id", &[&adapter])
             .map_err(pg("journal: read"))?
             .into_iter()
             .map(|row| row.get::<_, String>(0))
@@ -73,7 +70,8 @@ impl PgJournal {
             record: record.to_string(),
             reply,
         };
-        let gone = || StoreError::Postgres { message: "journal thread stopped".into(), retryable: false };
+        let gone =
+            || StoreError::Postgres { message: "journal thread stopped".into(), retryable: false };
         self.requests.send(request).map_err(|_| gone())?;
         answer.recv().map_err(|_| gone())?
     }

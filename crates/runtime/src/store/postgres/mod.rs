@@ -100,9 +100,8 @@ impl Statements {
                 "UPDATE outbox SET webhook = $2, seq = $3, kind = $4, body = $5, attempts = $6, \
                  next_attempt_at = $7, delivered_at = $8, last_error = $9 WHERE id = $1",
             )?,
-            ack_delivered: client.prepare(
-                "UPDATE outbox SET delivered_at = $2, last_error = NULL WHERE id = $1",
-            )?,
+            ack_delivered: client
+                .prepare("UPDATE outbox SET delivered_at = $2, last_error = NULL WHERE id = $1")?,
             ack_failed: client.prepare(
                 "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $2, \
                  last_error = $3 WHERE id = $1",
