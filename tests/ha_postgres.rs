@@ -24,6 +24,8 @@ use steward_state_machine::FleetConfig;
 
 const BIN: &str = env!("CARGO_BIN_EXE_steward");
 const RACKS: u64 = 8;
+/// Shorter leadership timings for the pause and restart tests.
+const FAST: &str = "poll_interval_ms = 300\nlock_session_timeout_ms = 2000";
 
 /// One `steward serve` on a fixed loopback port, advertising it.
 struct Node {
@@ -37,13 +39,14 @@ fn free_port() -> u16 {
 }
 
 impl Node {
-    fn start(dir: &std::path::Path, name: &str, db_url: &str) -> Node {
+    /// `timings`: extra `[store]` keys (empty: the defaults, 1 s poll and 5 s lock session).
+    fn start(dir: &std::path::Path, name: &str, db_url: &str, timings: &str) -> Node {
         let port = free_port();
         let url = format!("http://127.0.0.1:{port}");
         let config = format!(
             "listen = \"127.0.0.1:{port}\"\nadvertise_url = \"{url}\"\nplan_interval_ms = 50\n\
              sync_interval_ms = 100\ntask_poll_interval_ms = 50\n\
-             [store]\nurl = \"{db_url}\"\npoll_interval_ms = 300\nlock_session_timeout_ms = 2000\n\
+             [store]\nurl = \"{db_url}\"\n{timings}\n\
              [core.sim]\nracks = {RACKS}\nrows = 2\nlatency = {{ min_ms = 300, max_ms = 900 }}\n"
         );
         let path = dir.join(format!("{name}.toml"));
@@ -203,9 +206,9 @@ async fn leader_killed_mid_run_the_standby_finishes_it_without_duplicates() {
     let Some(cluster) = blocking(PgCluster::start).await else { return };
     let dir = tempfile::tempdir().unwrap();
     let url = off_runtime(|| cluster.database("kill"));
-    let a = Node::start(dir.path(), "a", &url);
+    let a = Node::start(dir.path(), "a", &url, "");
     let first = wait_leader(&a, Duration::from_secs(60)).await;
-    let b = Node::start(dir.path(), "b", &url);
+    let b = Node::start(dir.path(), "b", &url, "");
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(leads(&b).await, None, "two leaders");
 
@@ -223,7 +226,7 @@ async fn leader_killed_mid_run_the_standby_finishes_it_without_duplicates() {
     let killed = Instant::now();
     a.signal("-KILL");
     let second = wait_leader(&b, Duration::from_secs(60)).await;
-    eprintln!("takeover: standby ready {} ms after SIGKILL", killed.elapsed().as_millis());
+    eprintln!("takeover (default settings): standby ready {} ms after SIGKILL", killed.elapsed().as_millis());
     assert!(second > first, "the epoch grows on takeover ({first} -> {second})");
 
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -244,9 +247,9 @@ async fn a_paused_leader_resumed_after_takeover_is_fenced() {
     let Some(cluster) = blocking(PgCluster::start).await else { return };
     let dir = tempfile::tempdir().unwrap();
     let url = off_runtime(|| cluster.database("fence"));
-    let a = Node::start(dir.path(), "a", &url);
+    let a = Node::start(dir.path(), "a", &url, FAST);
     let old = wait_leader(&a, Duration::from_secs(60)).await;
-    let b = Node::start(dir.path(), "b", &url);
+    let b = Node::start(dir.path(), "b", &url, FAST);
     let run = create_run(&a).await;
     wait_completed(&a, &run, 1, Duration::from_secs(60)).await;
 
@@ -298,9 +301,9 @@ async fn postgres_restarted_mid_run_a_leader_emerges_and_the_run_completes() {
     let cluster = Arc::new(cluster);
     let dir = tempfile::tempdir().unwrap();
     let url = off_runtime(|| cluster.database("restart"));
-    let a = Node::start(dir.path(), "a", &url);
+    let a = Node::start(dir.path(), "a", &url, FAST);
     let first = wait_leader(&a, Duration::from_secs(60)).await;
-    let b = Node::start(dir.path(), "b", &url);
+    let b = Node::start(dir.path(), "b", &url, FAST);
     let run = create_run(&a).await;
     wait_completed(&a, &run, 1, Duration::from_secs(60)).await;
 

@@ -48,8 +48,14 @@ fn free_port() -> u16 {
 }
 
 impl PgCluster {
-    /// Starts a fresh cluster, or `None` (skipped) when the server binaries are missing.
+    /// Starts a fresh cluster (fsync off: tests measure nothing), or `None` (skipped) when the
+    /// server binaries are missing.
     pub fn start() -> Option<PgCluster> {
+        Self::start_with_fsync(false)
+    }
+
+    /// [`PgCluster::start`] with fsync on or off (benchmarks measure durable commits).
+    pub fn start_with_fsync(fsync: bool) -> Option<PgCluster> {
         let Some(bin) = find_bindir() else {
             let message = "skipped: PostgreSQL server binaries not found \
                            (set STEWARD_REQUIRE_TOOLS=1 to fail instead)";
@@ -68,7 +74,7 @@ impl PgCluster {
         }
         let cluster = PgCluster { bin, dir, port: free_port(), as_postgres };
         cluster.initdb();
-        cluster.pg_ctl_start();
+        cluster.pg_ctl_start_with(fsync);
         Some(cluster)
     }
 
@@ -100,10 +106,15 @@ impl PgCluster {
 
     /// Starts (or restarts after [`PgCluster::stop`]) the server and waits until it accepts.
     pub fn pg_ctl_start(&self) {
+        self.pg_ctl_start_with(false);
+    }
+
+    fn pg_ctl_start_with(&self, fsync: bool) {
         let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync={} -c max_connections=100",
             self.port,
-            self.dir.path().display()
+            self.dir.path().display(),
+            if fsync { "on" } else { "off" }
         );
         let out = self
             .command("pg_ctl")
