@@ -226,7 +226,10 @@ async fn leader_killed_mid_run_the_standby_finishes_it_without_duplicates() {
     let killed = Instant::now();
     a.signal("-KILL");
     let second = wait_leader(&b, Duration::from_secs(60)).await;
-    eprintln!("takeover (default settings): standby ready {} ms after SIGKILL", killed.elapsed().as_millis());
+    eprintln!(
+        "takeover (default settings): standby ready {} ms after SIGKILL",
+        killed.elapsed().as_millis()
+    );
     assert!(second > first, "the epoch grows on takeover ({first} -> {second})");
 
     let deadline = Instant::now() + Duration::from_secs(120);

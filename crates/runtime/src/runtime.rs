@@ -214,10 +214,12 @@ impl Runtime {
         core: Arc<dyn Core>,
         clock: SharedClock,
     ) -> Result<Runtime, StartError> {
-        let fleet_config = config.fleet_config()?;
+        let fleet_config = config.fleet_config();
+        // The store is loaded, and dropped on failure, off the async threads: a blocking
+        // client (PostgreSQL's) may not run or close on them.
         let (store, loaded) = tokio::task::spawn_blocking(move || {
-            let loaded = store.load(fleet_config)?;
-            Ok::<_, StoreError>((store, loaded))
+            let loaded = store.load(fleet_config?)?;
+            Ok::<_, StartError>((store, loaded))
         })
         .await
         .map_err(|e| StartError::Thread(e.to_string()))??;

@@ -206,6 +206,9 @@ async fn step_down(front: &SharedFront, leading: &mut Option<Leading>) {
 /// The engine on the PostgreSQL store fenced by `epoch`, with the sim Core journaling into the
 /// same database; returns it with the API router over it.
 async fn lead(config: &Config, url: &str, epoch: i64) -> Result<(Leading, Router), ServeError> {
+    // Everything that can fail without the database is checked before connecting.
+    let sim_settings = sim_config(config)?;
+    let runtime_settings = runtime_config(config)?;
     let url_owned = url.to_string();
     let (store, journal, records) = tokio::task::spawn_blocking(move || {
         let store = PgStore::open(&url_owned, Some(epoch))?;
@@ -216,15 +219,22 @@ async fn lead(config: &Config, url: &str, epoch: i64) -> Result<(Leading, Router
     .map_err(|e| ServeError::Start(steward_runtime::StartError::Thread(e.to_string())))?
     .map_err(|e| ServeError::Start(e.into()))?;
     let clock: SharedClock = Arc::new(SystemClock);
-    let sim = SimCore::with_external_journal(
-        sim_config(config)?,
+    let sim = match SimCore::with_external_journal(
+        sim_settings,
         clock.clone(),
         &records,
         Box::new(JournalSink(journal)),
-    )?;
+    ) {
+        Ok(sim) => sim,
+        Err(error) => {
+            // The blocking client must not close on an async thread.
+            let _ = tokio::task::spawn_blocking(move || drop(store)).await;
+            return Err(error.into());
+        }
+    };
     let core: Arc<dyn Core> = Arc::new(sim.clone());
     let runtime =
-        Runtime::start_with_backend(runtime_config(config)?, Box::new(store), core, clock).await?;
+        Runtime::start_with_backend(runtime_settings, Box::new(store), core, clock).await?;
     if config.import_core_inventory
         && let Err(error) =
             runtime.handle().upsert_inventory(sim.inventory(), IMPORT_INITIATOR).await
