@@ -223,7 +223,7 @@ pub struct Config {
     /// Defaults for every field a run request's policy leaves out.
     pub default_policy: Option<RunPolicy>,
     /// `[store]`: SQLite `path` or PostgreSQL `url` (HA), and leadership timings.
-    pub store: crate::ha::StoreSection,
+    pub store: crate::store_config::StoreSection,
     /// This instance's API URL as others reach it; a standby names the leader's in its 503s.
     pub advertise_url: Option<String>,
 }
@@ -246,7 +246,7 @@ impl Default for Config {
             phase_mapping: PhaseMappingOverride::default(),
             service_states: None,
             default_policy: None,
-            store: crate::ha::StoreSection::default(),
+            store: crate::store_config::StoreSection::default(),
             advertise_url: None,
         }
     }

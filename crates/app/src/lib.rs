@@ -6,9 +6,9 @@
 pub mod cli;
 pub mod config;
 pub mod demo;
-
 mod entry;
 pub mod ha;
 pub mod http;
+pub mod store_config;
 
 pub use entry::main;

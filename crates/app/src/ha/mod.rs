@@ -6,10 +6,6 @@
 //! A standby answers `/readyz` and every API request with 503 problem+json naming the
 //! leader's advertised URL (`leader`); `/healthz` is 200 on every live instance.
 
-mod settings;
-
-pub use settings::StoreSection;
-
 use crate::config::{Config, ConfigError};
 use crate::http::server::{IMPORT_INITIATOR, runtime_config, sim_config};
 use crate::http::{ApiState, Auth, PROBLEM_JSON, ServeError, router};
