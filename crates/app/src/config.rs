@@ -231,6 +231,10 @@ pub struct Config {
     pub service_states: Option<ServiceTableDoc>,
     /// Defaults for every field a run request's policy leaves out.
     pub default_policy: Option<RunPolicy>,
+    /// `[store]`: SQLite `path` or PostgreSQL `url` (HA), and leadership timings.
+    pub store: crate::store_config::StoreSection,
+    /// This instance's API URL as others reach it; a standby names the leader's in its 503s.
+    pub advertise_url: Option<String>,
 }
 
 impl Default for Config {
@@ -253,6 +257,8 @@ impl Default for Config {
             phase_mapping: PhaseMappingOverride::default(),
             service_states: None,
             default_policy: None,
+            store: crate::store_config::StoreSection::default(),
+            advertise_url: None,
         }
     }
 }
@@ -300,6 +306,7 @@ impl Config {
                 ),
             ));
         }
+        self.store.validate().map_err(|(key, message)| ConfigError::invalid(key, message))?;
         if self.db.as_os_str().is_empty() {
             return Err(ConfigError::invalid("db", "must be a file path"));
         }

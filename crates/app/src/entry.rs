@@ -70,6 +70,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Some(path) => Config::from_file(path)?,
         None => Config::default(),
     };
+    if let Some(path) = config.store.path.clone() {
+        config.db = path;
+    }
     if let Some(db) = args.db {
         config.db = db;
     }
@@ -81,6 +84,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Installed before "serving on" is printed: a SIGTERM right after it must shut down
     // cleanly, not kill the process with the default action.
     let shutdown = shutdown_signal().context("installing the shutdown signal handlers")?;
+    if config.store.url.is_some() {
+        return serve_ha(&config, shutdown).await;
+    }
     let server = Server::start(&config).await?;
     eprintln!("steward: serving on {} (db {})", server.url(), config.db.display());
     let health = server.health();
@@ -97,6 +103,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             Err(anyhow::anyhow!("the reducer stopped ({reason}); exiting so a supervisor restarts steward"))
         }
     }
+}
+
+/// `serve` on PostgreSQL: stand by, lead when elected (see `crate::ha`).
+async fn serve_ha(
+    config: &Config,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let server = crate::ha::HaServer::start(config).await?;
+    eprintln!("steward: serving on {} (store postgres, standing by for leadership)", server.url());
+    shutdown.await;
+    tracing::info!("shutdown requested");
+    server.shutdown().await;
+    Ok(())
 }
 
 /// A write past the file-size limit (RLIMIT_FSIZE) raises SIGXFSZ, whose default action kills

@@ -7,7 +7,9 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 mod entry;
+pub mod ha;
 pub mod hooks_config;
 pub mod http;
+pub mod store_config;
 
 pub use entry::main;

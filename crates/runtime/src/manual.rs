@@ -51,7 +51,7 @@ impl ManualReducer {
         };
         let mut reducer = Reducer::new(
             loaded.fleet,
-            store,
+            Box::new(store),
             loaded.last_seq,
             clock,
             settings,

@@ -11,7 +11,7 @@ use crate::metrics::Metrics;
 use crate::pollers;
 use crate::protocol::ReducerInput;
 use crate::reducer::{Reducer, ReducerError, ReducerSettings};
-use crate::store::{Store, StoreError, StoreOptions};
+use crate::store::{Backend, Store, StoreError, StoreOptions};
 #[cfg(feature = "webhooks")]
 use crate::webhooks;
 use crate::webhooks::WebhookConfig;
@@ -206,6 +206,8 @@ pub struct Runtime {
     metrics: Arc<Metrics>,
     health: Health,
     stop: CancellationToken,
+    /// Cancelled when the reducer thread returns (shutdown, a failed reload, or fenced).
+    stopped: CancellationToken,
     reducer: Option<std::thread::JoinHandle<Result<(), ReducerError>>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -231,14 +233,32 @@ impl Runtime {
                 message: "this build has no webhook delivery (cargo feature `webhooks`)".into(),
             });
         }
-        let fleet_config = config.fleet_config()?;
+        // A bad config is refused before the database is opened (or created).
+        config.fleet_config()?;
         let path = config.db_path.clone();
         let options = config.store.clone();
+        let store = tokio::task::spawn_blocking(move || Store::open(&path, &options))
+            .await
+            .map_err(|e| StartError::Thread(e.to_string()))??;
+        Self::start_with_backend(config, Box::new(store), core, clock).await
+    }
+
+    /// [`Runtime::start`] on a store the caller opened (PostgreSQL, or SQLite opened by hand);
+    /// `config.db_path` and `config.store` are not used.
+    pub async fn start_with_backend(
+        config: RuntimeConfig,
+        store: Box<dyn Backend>,
+        core: Arc<dyn Core>,
+        clock: SharedClock,
+    ) -> Result<Runtime, StartError> {
+        let fleet_config = config.fleet_config();
+        // The store is loaded, and dropped on failure, off the async threads: a blocking
+        // client (PostgreSQL's) may not run or close on them. The fleet loads with the tables
+        // the log recorded last; the start then records the configured ones if they differ.
         let (store, loaded, recorded) = tokio::task::spawn_blocking(move || {
-            let store = Store::open(&path, &options)?;
             let recorded = store.recorded_site_tables()?.unwrap_or_default();
-            let loaded = store.load(loaded_config(&recorded, fleet_config))?;
-            Ok::<_, StoreError>((store, loaded, recorded))
+            let loaded = store.load(loaded_config(&recorded, fleet_config?))?;
+            Ok::<_, StartError>((store, loaded, recorded))
         })
         .await
         .map_err(|e| StartError::Thread(e.to_string()))??;
@@ -273,9 +293,15 @@ impl Runtime {
         }
         reducer.recover();
         let reducer_health = health.clone();
+        let stopped = CancellationToken::new();
+        let stopped_by_reducer = stopped.clone();
         let reducer = std::thread::Builder::new()
             .name("steward-reducer".into())
-            .spawn(move || run_reducer(reducer, receiver, &reducer_health))
+            .spawn(move || {
+                let outcome = run_reducer(reducer, receiver, &reducer_health);
+                stopped_by_reducer.cancel();
+                outcome
+            })
             .map_err(|e| StartError::Thread(e.to_string()))?;
         let stop = CancellationToken::new();
         #[cfg_attr(not(feature = "webhooks"), allow(unused_mut))]
@@ -312,7 +338,7 @@ impl Runtime {
                 stop.clone(),
             )));
         }
-        Ok(Runtime { handle, metrics, health, stop, reducer: Some(reducer), tasks })
+        Ok(Runtime { handle, metrics, health, stop, stopped, reducer: Some(reducer), tasks })
     }
 
     /// Liveness and readiness of this runtime; [`Health::failed`] resolves when the reducer
@@ -329,6 +355,12 @@ impl Runtime {
     /// The metrics registry.
     pub fn metrics(&self) -> Arc<Metrics> {
         self.metrics.clone()
+    }
+
+    /// A token cancelled when the reducer thread has returned, for whatever reason (a fenced
+    /// leader's reducer stops on its first refused commit).
+    pub fn reducer_stopped(&self) -> CancellationToken {
+        self.stopped.clone()
     }
 
     /// Stops pollers and workers, lets the reducer commit its current batch, and waits for it.

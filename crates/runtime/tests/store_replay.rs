@@ -1,4 +1,4 @@
-//! Replay tests: a fleet driven through `Fleet::apply` and persisted row by row replays from its
+//! Replay tests (the backend cases run on SQLite and on PostgreSQL): a fleet driven through `Fleet::apply` and persisted row by row replays from its
 //! event log to the same state; a tampered row shows up as a named difference; replay reads
 //! a crashed (un-checkpointed) WAL file and never writes the database file.
 #![allow(clippy::unwrap_used, missing_docs)]
@@ -10,7 +10,12 @@ use steward_proto::{
     RunId, RunPolicy, RunStatus, RunStatusReason, Selector, ServiceState, StatusCounts, Target,
     TargetId, TargetStatus, TaskId, TaskStatus, Timestamp, Wave,
 };
-use steward_runtime::store::{BatchBuilder, Store, StoreOptions, WriteBatch, replay_and_compare};
+use steward_runtime::store::{
+    Backend, BatchBuilder, Store, StoreOptions, WriteBatch, replay_and_compare, replay_backend,
+};
+use support::backends::{Case, Fixture};
+
+mod support;
 use steward_state_machine::{Fleet, FleetConfig, FleetEvent};
 
 fn t(seconds: i64) -> Timestamp {
@@ -147,7 +152,7 @@ fn script() -> Vec<FleetEvent> {
 /// Applies the script like the reducer would: each accepted event and the rows its effects name
 /// go into a batch (`group` events per batch), committed through `BatchBuilder`. Returns the
 /// live fleet.
-fn drive_grouped(store: &mut Store, events: &[FleetEvent], group: usize) -> Fleet {
+fn drive_grouped(store: &mut dyn Backend, events: &[FleetEvent], group: usize) -> Fleet {
     let mut fleet = Fleet::new(FleetConfig::default());
     let mut builder = BatchBuilder::new();
     for (i, event) in events.iter().enumerate() {
@@ -167,7 +172,7 @@ fn drive_grouped(store: &mut Store, events: &[FleetEvent], group: usize) -> Flee
     fleet
 }
 
-fn drive(store: &mut Store, events: &[FleetEvent]) -> Fleet {
+fn drive(store: &mut dyn Backend, events: &[FleetEvent]) -> Fleet {
     drive_grouped(store, events, 1)
 }
 
@@ -300,4 +305,54 @@ fn an_undecodable_or_rejected_event_is_a_difference() {
         report.differences[1].starts_with("event 2 (run_started): replay rejected it"),
         "{report}"
     );
+}
+
+/// Group commits of `group` events replay to the stored rows, read through the backend.
+fn replay_equals_rows(fx: &Fixture, group: usize) {
+    let mut store = fx.open();
+    let live = drive_grouped(store.as_mut(), &script(), group);
+    assert!(store.load(FleetConfig::default()).unwrap().fleet.persisted_eq(&live));
+    drop(store);
+    let report = replay_backend(fx.open().as_ref(), FleetConfig::default()).unwrap();
+    assert_eq!(report.events, script().len() as u64);
+    assert!(report.equal, "group {group}: {report}");
+}
+
+/// A row changed without an event is a named difference on every backend.
+fn tampered_row_is_named(fx: &Fixture) {
+    let mut store = fx.open();
+    let live = drive(store.as_mut(), &script());
+    let id = TargetId::new("run-1:r1");
+    let mut stale = live.targets[&id].clone();
+    stale.status = TargetStatus::Submitted;
+    store.commit(&WriteBatch { targets: vec![(stale, 0)], ..WriteBatch::default() }).unwrap();
+    let report = replay_backend(store.as_ref(), FleetConfig::default()).unwrap();
+    assert!(!report.equal);
+    assert!(
+        report
+            .differences
+            .contains(&"target run-1:r1 status: replay=completed stored=submitted".to_string()),
+        "{report}"
+    );
+}
+
+const CASES: &[Case] = &[
+    ("replay_equals_rows, one event per batch", |fx| replay_equals_rows(fx, 1)),
+    ("replay_equals_rows, batches of 3", |fx| replay_equals_rows(fx, 3)),
+    ("replay_equals_rows, batches of 64", |fx| replay_equals_rows(fx, 64)),
+    ("tampered_row_is_named", tampered_row_is_named),
+];
+
+#[test]
+fn replay_cases_on_sqlite() {
+    for (name, case) in CASES {
+        eprintln!("sqlite: {name}");
+        case(&Fixture::sqlite());
+    }
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn replay_cases_on_postgres() {
+    support::backends::on_postgres(CASES);
 }

@@ -1,4 +1,4 @@
-//! Store tests on real SQLite files: every row kind round-trips, batches are atomic, reopening
+//! Store tests on real SQLite files and (feature `postgres`) a throwaway PostgreSQL: every row kind round-trips, batches are atomic, reopening
 //! preserves state, event paging, outbox order and delivery bookkeeping, history order. The rows
 //! production writes (through the reducer and `BatchBuilder`) are tested in `store_write_path.rs`.
 #![allow(clippy::unwrap_used, missing_docs)]
@@ -14,9 +14,48 @@ use steward_proto::{
     StatusCounts, Target, TargetId, TargetStatus, Task, TaskId, TaskStatus, Timestamp, Wave,
 };
 use steward_runtime::store::{
-    ComponentRow, OutboxAck, OutboxRow, Store, StoreError, StoreOptions, Synchronous, WriteBatch,
+    Backend, ComponentRow, OutboxAck, OutboxRow, Store, StoreError, StoreOptions, Synchronous,
+    WriteBatch,
 };
 use steward_state_machine::FleetConfig;
+use support::backends::{Case, Fixture};
+
+mod support;
+
+/// The cases that hold on every backend, run below on SQLite and on PostgreSQL.
+const CASES: &[Case] = &[
+    ("every_row_kind_round_trips_through_a_reopen", every_row_kind_round_trips_through_a_reopen),
+    (
+        "upserts_replace_rows_and_keep_inventory_order",
+        upserts_replace_rows_and_keep_inventory_order,
+    ),
+    ("a_failing_batch_leaves_nothing", a_failing_batch_leaves_nothing),
+    ("events_after_pages_in_sequence_order", events_after_pages_in_sequence_order),
+    (
+        "outbox_is_ordered_by_seq_per_webhook_and_tracks_delivery",
+        outbox_is_ordered_by_seq_per_webhook_and_tracks_delivery,
+    ),
+    ("history_is_oldest_first_per_component", history_is_oldest_first_per_component),
+    ("an_empty_database_loads_an_empty_fleet", an_empty_database_loads_an_empty_fleet),
+    (
+        "a_component_moved_to_another_rack_goes_last_there",
+        a_component_moved_to_another_rack_goes_last_there,
+    ),
+];
+
+#[test]
+fn row_cases_on_sqlite() {
+    for (name, case) in CASES {
+        eprintln!("sqlite: {name}");
+        case(&Fixture::sqlite());
+    }
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn row_cases_on_postgres() {
+    support::backends::on_postgres(CASES);
+}
 
 fn t(minutes: i64) -> Timestamp {
     Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap() + Duration::minutes(minutes)
@@ -209,17 +248,14 @@ fn full_batch() -> WriteBatch {
     }
 }
 
-#[test]
-fn every_row_kind_round_trips_through_a_reopen() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = db(&dir);
+fn every_row_kind_round_trips_through_a_reopen(fx: &Fixture) {
     let batch = full_batch();
     {
-        let mut store = open(&path);
+        let mut store = fx.open();
         store.commit(&batch).unwrap();
-        store.close().unwrap();
+        drop(store);
     }
-    let store = open(&path);
+    let store = fx.open();
     let loaded = store.load(FleetConfig::default()).unwrap();
     let fleet = loaded.fleet;
     assert_eq!(loaded.last_seq, 2);
@@ -266,10 +302,8 @@ fn every_row_kind_round_trips_through_a_reopen() {
     assert_eq!(OutboxRow { id: 0, ..pending[0].clone() }, batch.outbox[0]);
 }
 
-#[test]
-fn upserts_replace_rows_and_keep_inventory_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = open(&db(&dir));
+fn upserts_replace_rows_and_keep_inventory_order(fx: &Fixture) {
+    let mut store = fx.open();
     store.commit(&full_batch()).unwrap();
 
     let mut done = target("run-1", "r2", TargetStatus::Completed);
@@ -308,11 +342,8 @@ fn upserts_replace_rows_and_keep_inventory_order() {
     assert_eq!(store.last_seq().unwrap(), 3);
 }
 
-#[test]
-fn a_failing_batch_leaves_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = db(&dir);
-    let mut store = open(&path);
+fn a_failing_batch_leaves_nothing(fx: &Fixture) {
+    let mut store = fx.open();
     store.commit(&full_batch()).unwrap();
 
     // Events, a rack and history are written before the target whose run does not exist.
@@ -326,7 +357,7 @@ fn a_failing_batch_leaves_nothing() {
         ..WriteBatch::default()
     };
     let err = store.commit(&bad).unwrap_err();
-    assert!(matches!(err, StoreError::Sqlite(_)), "{err}");
+    assert!(matches!(err, StoreError::Sqlite(_) | StoreError::Postgres { .. }), "{err}");
     assert!(!err.is_retryable());
 
     // A reused sequence number fails the same way.
@@ -334,7 +365,7 @@ fn a_failing_batch_leaves_nothing() {
     assert!(store.commit(&dup).is_err());
 
     drop(store);
-    let store = open(&path);
+    let store = fx.open();
     assert_eq!(store.last_seq().unwrap(), 2);
     assert_eq!(store.events_after(2, 10).unwrap(), vec![]);
     let fleet = store.load(FleetConfig::default()).unwrap().fleet;
@@ -372,10 +403,8 @@ fn synchronous_option_reads_snake_case_and_defaults_to_full() {
     assert!(serde_json::from_str::<StoreOptions>(r#"{"synchronous":"FULL"}"#).is_err());
 }
 
-#[test]
-fn events_after_pages_in_sequence_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = open(&db(&dir));
+fn events_after_pages_in_sequence_order(fx: &Fixture) {
+    let mut store = fx.open();
     assert_eq!(store.last_seq().unwrap(), 0);
     assert_eq!(store.events_after(0, 10).unwrap(), vec![]);
     for chunk in (1..=10u64).collect::<Vec<_>>().chunks(4) {
@@ -397,10 +426,8 @@ fn events_after_pages_in_sequence_order() {
     assert_eq!(store.last_seq().unwrap(), 10);
 }
 
-#[test]
-fn outbox_is_ordered_by_seq_per_webhook_and_tracks_delivery() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = open(&db(&dir));
+fn outbox_is_ordered_by_seq_per_webhook_and_tracks_delivery(fx: &Fixture) {
+    let mut store = fx.open();
     // Rows arrive out of sequence order and for two webhooks.
     store
         .commit(&WriteBatch {
@@ -410,12 +437,12 @@ fn outbox_is_ordered_by_seq_per_webhook_and_tracks_delivery() {
         .unwrap();
     store.commit(&WriteBatch { outbox: vec![outbox("ops", 5)], ..WriteBatch::default() }).unwrap();
 
-    let seqs = |store: &Store, hook: &str| -> Vec<u64> {
+    let seqs = |store: &dyn Backend, hook: &str| -> Vec<u64> {
         store.outbox_pending(hook, 10).unwrap().iter().map(|r| r.seq).collect()
     };
-    assert_eq!(seqs(&store, "ops"), vec![3, 5, 7]);
-    assert_eq!(seqs(&store, "audit"), vec![5]);
-    assert_eq!(seqs(&store, "nobody"), Vec::<u64>::new());
+    assert_eq!(seqs(store.as_ref(), "ops"), vec![3, 5, 7]);
+    assert_eq!(seqs(store.as_ref(), "audit"), vec![5]);
+    assert_eq!(seqs(store.as_ref(), "nobody"), Vec::<u64>::new());
     assert_eq!(store.outbox_pending("ops", 2).unwrap().len(), 2);
 
     let head = store.outbox_pending("ops", 1).unwrap().remove(0);
@@ -424,50 +451,48 @@ fn outbox_is_ordered_by_seq_per_webhook_and_tracks_delivery() {
         next_attempt_at: t(at),
         error: error.to_string(),
     };
-    ack(&mut store, failed(30, "connection refused")).unwrap();
-    ack(&mut store, failed(60, "HTTP 503")).unwrap();
+    ack(store.as_mut(), failed(30, "connection refused")).unwrap();
+    ack(store.as_mut(), failed(60, "HTTP 503")).unwrap();
     let retried = store.outbox_row(head.id).unwrap().unwrap();
     assert_eq!(retried.attempts, 2);
     assert_eq!(retried.next_attempt_at, t(60));
     assert_eq!(retried.last_error.as_deref(), Some("HTTP 503"));
-    assert_eq!(seqs(&store, "ops"), vec![3, 5, 7], "a failed attempt keeps its place");
+    assert_eq!(seqs(store.as_ref(), "ops"), vec![3, 5, 7], "a failed attempt keeps its place");
 
-    ack(&mut store, OutboxAck::Delivered { id: head.id, at: t(61) }).unwrap();
+    ack(store.as_mut(), OutboxAck::Delivered { id: head.id, at: t(61) }).unwrap();
     let delivered = store.outbox_row(head.id).unwrap().unwrap();
     assert_eq!(delivered.delivered_at, Some(t(61)));
     assert_eq!(delivered.last_error, None);
-    assert_eq!(seqs(&store, "ops"), vec![5, 7]);
+    assert_eq!(seqs(store.as_ref(), "ops"), vec![5, 7]);
 
     // A row can also be updated through a batch by id.
     let mut next = store.outbox_pending("ops", 1).unwrap().remove(0);
     next.delivered_at = Some(t(62));
     store.commit(&WriteBatch { outbox: vec![next], ..WriteBatch::default() }).unwrap();
-    assert_eq!(seqs(&store, "ops"), vec![7]);
+    assert_eq!(seqs(store.as_ref(), "ops"), vec![7]);
 
     assert!(matches!(
-        ack(&mut store, OutboxAck::Delivered { id: 9999, at: t(1) }),
+        ack(store.as_mut(), OutboxAck::Delivered { id: 9999, at: t(1) }),
         Err(StoreError::OutboxRowNotFound { id: 9999 })
     ));
     let ghost_failure =
         OutboxAck::Failed { id: 9999, next_attempt_at: t(1), error: "x".to_string() };
     assert!(matches!(
-        ack(&mut store, ghost_failure),
+        ack(store.as_mut(), ghost_failure),
         Err(StoreError::OutboxRowNotFound { id: 9999 })
     ));
     let ghost = OutboxRow { id: 9999, ..outbox("ops", 8) };
     assert!(store.commit(&WriteBatch { outbox: vec![ghost], ..WriteBatch::default() }).is_err());
-    assert_eq!(seqs(&store, "ops"), vec![7]);
+    assert_eq!(seqs(store.as_ref(), "ops"), vec![7]);
 }
 
 /// Commits one webhook acknowledgement the way the reducer does: inside a batch.
-fn ack(store: &mut Store, ack: OutboxAck) -> Result<(), StoreError> {
+fn ack(store: &mut dyn Backend, ack: OutboxAck) -> Result<(), StoreError> {
     store.commit(&WriteBatch { outbox_acks: vec![ack], ..WriteBatch::default() })
 }
 
-#[test]
-fn history_is_oldest_first_per_component() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = open(&db(&dir));
+fn history_is_oldest_first_per_component(fx: &Fixture) {
+    let mut store = fx.open();
     store.commit(&full_batch()).unwrap();
     let steps = [
         history("r1-c2", "in_service", "maintenance", t(10)),
@@ -491,27 +516,22 @@ fn history_is_oldest_first_per_component() {
     assert_eq!(store.history(&ComponentId::new("ghost")).unwrap(), vec![]);
 }
 
-#[test]
-fn an_empty_database_loads_an_empty_fleet() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&db(&dir));
+fn an_empty_database_loads_an_empty_fleet(fx: &Fixture) {
+    let store = fx.open();
     let loaded = store.load(FleetConfig::default()).unwrap();
     assert_eq!(loaded.last_seq, 0);
     assert!(loaded.fleet.racks.is_empty() && loaded.fleet.runs.is_empty());
     assert_eq!(loaded.fleet.active_total, 0);
 }
 
-#[test]
-fn a_component_moved_to_another_rack_goes_last_there() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = db(&dir);
-    let mut store = open(&path);
+fn a_component_moved_to_another_rack_goes_last_there(fx: &Fixture) {
+    let mut store = fx.open();
     store.commit(&full_batch()).unwrap();
     let moved = component_row(component("r1-c2", "r2", ComponentKind::Compute, 9), Some("Ready"));
     let added = component_row(component("r1-c3", "r1", ComponentKind::Node, 3), None);
     store.commit(&WriteBatch { components: vec![moved, added], ..WriteBatch::default() }).unwrap();
     drop(store);
-    let fleet = open(&path).load(FleetConfig::default()).unwrap().fleet;
+    let fleet = fx.open().load(FleetConfig::default()).unwrap().fleet;
     assert_eq!(
         fleet.rack_components[&RackId::new("r1")],
         vec![ComponentId::new("r1-c1"), ComponentId::new("r1-c3")]

@@ -15,6 +15,9 @@
 //! appended as one JSON line and fsynced before the call answers; [`SimCore::new`] replays the
 //! file, so a restarted process sees the same tasks (in-flight ones resume on the clock) and
 //! the same submission counters. A torn last line (a crash mid-append) is dropped on load.
+//! With an external journal ([`SimCore::with_external_journal`], e.g. a table in Steward's own
+//! PostgreSQL database) the same records go there instead, so whichever instance leads sees
+//! every task the previous leader submitted.
 //! Injected failures ([`SimCore::inject_failures`], [`SimCore::fail_next`]) are not journaled;
 //! their effect is, because the drawn outcome is part of each submission record.
 
@@ -199,7 +202,40 @@ struct Inner {
     state: Mutex<State>,
 }
 
+/// A journal kept outside the sim (a database table): it must make each record durable before
+/// `append` returns, and may refuse it (a deposed leader's journal refuses every append, so the
+/// call fails and the sim creates nothing).
+pub trait ExternalJournal: Send {
+    /// Appends one record: `kind` is its tag, `key` the idempotency key it is about (if any),
+    /// `line` the record's JSON as [`SimCore::with_external_journal`] reads it back.
+    fn append(&mut self, kind: &str, key: Option<&str>, line: &str) -> Result<(), String>;
+}
+
 impl SimCore {
+    /// Like [`SimCore::new`] with the journal outside: replays `records` (the lines appended
+    /// so far, oldest first) and appends every new record to `journal`. `config.journal` is
+    /// ignored.
+    pub fn with_external_journal(
+        config: SimConfig,
+        clock: SharedClock,
+        records: &[String],
+        journal: Box<dyn ExternalJournal>,
+    ) -> Result<Self, CoreError> {
+        validate(&config)?;
+        let (inventory, components) = generate(&config);
+        let mut state = State::new(components);
+        state.recover_after_ms = config.recover_after_ms;
+        for (number, line) in records.iter().enumerate() {
+            let record: Record = serde_json::from_str(line).map_err(|e| CoreError::Journal {
+                path: "external journal".into(),
+                message: format!("record {}: {e}", number + 1),
+            })?;
+            state.apply(record);
+        }
+        state.external = Some(journal);
+        Ok(Self { inner: Arc::new(Inner { config, clock, inventory, state: Mutex::new(state) }) })
+    }
+
     /// Generates the fleet and, if a journal is configured, replays it (creating the file if it
     /// does not exist).
     pub fn new(config: SimConfig, clock: SharedClock) -> Result<Self, CoreError> {
@@ -819,6 +855,7 @@ struct State {
     failing_racks: BTreeSet<RackId>,
     recover_after_ms: Option<u64>,
     journal: Option<Journal>,
+    external: Option<Box<dyn ExternalJournal>>,
 }
 
 impl State {
@@ -842,10 +879,14 @@ impl State {
             failing_racks: BTreeSet::new(),
             recover_after_ms: None,
             journal: None,
+            external: None,
         }
     }
 
     fn append(&mut self, record: &Record) -> Result<(), CoreError> {
+        if let Some(external) = &mut self.external {
+            return append_external(external.as_mut(), record);
+        }
         match &mut self.journal {
             Some(journal) => journal.append(record),
             None => Ok(()),
@@ -1075,6 +1116,23 @@ impl State {
         }
         overlay
     }
+}
+
+/// Appends `record` to an external journal with its kind tag and idempotency key.
+fn append_external(journal: &mut dyn ExternalJournal, record: &Record) -> Result<(), CoreError> {
+    let error = |message: String| CoreError::Journal { path: "external journal".into(), message };
+    let line = serde_json::to_string(record).map_err(|e| error(format!("cannot encode: {e}")))?;
+    let (kind, key) = match record {
+        Record::Submitted { request, .. } => ("submitted", Some(&request.idempotency_key)),
+        Record::Call { key, outcome, .. } => match outcome {
+            CallOutcome::Duplicate => ("duplicate", Some(key)),
+            CallOutcome::Conflict => ("conflict", Some(key)),
+            CallOutcome::Rejected => ("rejected", Some(key)),
+        },
+        Record::Cancelled { .. } => ("cancelled", None),
+        Record::ControllerState { .. } => ("controller_state", None),
+    };
+    journal.append(kind, key.map(|k| k.as_str()), &line).map_err(error)
 }
 
 struct Journal {

@@ -9,5 +9,5 @@
 pub mod core;
 pub mod simulation;
 
-pub use core::{FailureRates, LatencyRange, SimConfig, SimCore};
+pub use core::{ExternalJournal, FailureRates, LatencyRange, SimConfig, SimCore};
 pub use simulation::Simulation;

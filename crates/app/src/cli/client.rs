@@ -73,22 +73,37 @@ impl Client {
     }
 
     async fn send(&self, request: reqwest::RequestBuilder, what: &str) -> Result<Value, CliError> {
-        let response = request.send().await.map_err(|e| {
-            CliError::Unreachable(format!("cannot reach steward at {}: {}", self.base, root(&e)))
+        let retry = request.try_clone();
+        let request = request
+            .build()
+            .map_err(|e| CliError::Local(format!("{what}: cannot build the request: {e}")))?;
+        let (status, bytes) = self.exchange(request, what).await?;
+        // A standby answers 503 naming the leader: retry once there.
+        if status == StatusCode::SERVICE_UNAVAILABLE
+            && let Some(leader) = standby_leader(&bytes).filter(|l| *l != self.base)
+            && let Some(retry) = retry.and_then(|r| r.build().ok())
+            && let Some(request) = redirect(retry, &self.base, &leader)
+        {
+            let (status, bytes) = self.exchange(request, what).await?;
+            return answer(status, &bytes, what);
+        }
+        answer(status, &bytes, what)
+    }
+
+    async fn exchange(
+        &self,
+        request: reqwest::Request,
+        what: &str,
+    ) -> Result<(StatusCode, Vec<u8>), CliError> {
+        let host = request.url().origin().ascii_serialization();
+        let response = self.http.execute(request).await.map_err(|e| {
+            CliError::Unreachable(format!("cannot reach steward at {host}: {}", root(&e)))
         })?;
         let status = response.status();
         let bytes = response.bytes().await.map_err(|e| {
             CliError::Unreachable(format!("{what}: reading the answer failed: {e}"))
         })?;
-        if status.is_success() {
-            if bytes.is_empty() {
-                return Ok(Value::Null);
-            }
-            return serde_json::from_slice(&bytes).map_err(|e| {
-                CliError::Unreachable(format!("{what}: the server answered invalid JSON: {e}"))
-            });
-        }
-        Err(CliError::Refused(refusal(status, &bytes)))
+        Ok((status, bytes.to_vec()))
     }
 
     /// GET a JSON document.
@@ -118,6 +133,33 @@ impl Client {
             .body(body);
         self.send(request, &format!("POST {path}")).await
     }
+}
+
+/// A successful answer's JSON, or the refusal.
+fn answer(status: StatusCode, bytes: &[u8], what: &str) -> Result<Value, CliError> {
+    if status.is_success() {
+        if bytes.is_empty() {
+            return Ok(Value::Null);
+        }
+        return serde_json::from_slice(bytes).map_err(|e| {
+            CliError::Unreachable(format!("{what}: the server answered invalid JSON: {e}"))
+        });
+    }
+    Err(CliError::Refused(refusal(status, bytes)))
+}
+
+/// The `leader` URL of a standby's 503 problem, if it names one.
+fn standby_leader(body: &[u8]) -> Option<String> {
+    let value: Value = serde_json::from_slice(body).ok()?;
+    let leader = value.get("leader")?.as_str()?.trim_end_matches('/');
+    (leader.starts_with("http://") || leader.starts_with("https://")).then(|| leader.to_string())
+}
+
+/// `request` sent to `leader` instead of `base` (same path, query, headers and body).
+fn redirect(mut request: reqwest::Request, base: &str, leader: &str) -> Option<reqwest::Request> {
+    let rest = request.url().as_str().strip_prefix(base)?.to_string();
+    *request.url_mut() = reqwest::Url::parse(&format!("{leader}{rest}")).ok()?;
+    Some(request)
 }
 
 /// The innermost cause of a reqwest error (the useful part, e.g. "Connection refused").

@@ -19,7 +19,7 @@ use crate::metrics::Metrics;
 use crate::protocol::{
     CommandError, CommandReplySender, CoreCall, Query, QueryReply, ReducerInput, Reply,
 };
-use crate::store::{BatchBuilder, OutboxAck, OutboxRow, Store, StoreError};
+use crate::store::{Backend, BatchBuilder, OutboxAck, OutboxRow, StoreError};
 use crate::webhooks::WebhookConfig;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -90,7 +90,7 @@ pub(crate) struct ReducerSettings {
 /// The reducer's state: the fleet, the store and the bookkeeping around them.
 pub(crate) struct Reducer {
     fleet: Fleet,
-    store: Store,
+    store: Box<dyn Backend>,
     clock: SharedClock,
     settings: ReducerSettings,
     next_seq: u64,
@@ -120,6 +120,9 @@ pub(crate) enum ReducerError {
     /// The reducer thread panicked.
     #[error("the reducer panicked: {0}")]
     Panicked(String),
+    /// Another instance took leadership: the batch was refused and this reducer must stop.
+    #[error("fenced, stepping down: {0}")]
+    Fenced(StoreError),
 }
 
 impl Reducer {
@@ -127,7 +130,7 @@ impl Reducer {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         fleet: Fleet,
-        store: Store,
+        store: Box<dyn Backend>,
         last_seq: u64,
         clock: SharedClock,
         settings: ReducerSettings,
@@ -400,6 +403,16 @@ impl Reducer {
             Ok(published) => published,
             Err(error) => {
                 let message = format!("commit failed ({}): {error}", error.cause());
+                if error.is_fenced() {
+                    // A deposed leader: no reply succeeds, no Core call leaves, nothing reloads.
+                    for (reply, _) in batch.replies {
+                        let _ = reply.send(Err(CommandError::Store(message.clone())));
+                    }
+                    for (_, reply) in batch.queries {
+                        let _ = reply.send(Err(CommandError::Store(message.clone())));
+                    }
+                    return Err(ReducerError::Fenced(error));
+                }
                 tracing::error!(%error, "commit failed; reloading the last committed state");
                 self.health.set_fault("reloading");
                 for (reply, _) in batch.replies {

@@ -1,4 +1,4 @@
-//! `StoreError`: every way the SQLite store can fail, with messages naming the file, table or row.
+//! `StoreError`: every way a store (SQLite or PostgreSQL) can fail, with messages naming the file, table or row.
 
 use std::path::PathBuf;
 
@@ -75,6 +75,24 @@ pub enum StoreError {
         /// Why (the operating system's or SQLite's explanation).
         reason: String,
     },
+    /// A PostgreSQL call failed (connection, statement, migration). The message never carries
+    /// the connection URL's password.
+    #[error("postgres: {message}")]
+    Postgres {
+        /// What failed and why.
+        message: String,
+        /// Whether retrying later may succeed (a lost connection, a serialization failure).
+        retryable: bool,
+    },
+    /// This process's leadership epoch is no longer the database's: another instance took
+    /// over, so the commit was refused and nothing was written.
+    #[error("fenced: this instance leads epoch {ours} but the database is at epoch {current}")]
+    Fenced {
+        /// The epoch this process took.
+        ours: i64,
+        /// The epoch the database holds.
+        current: i64,
+    },
     /// An outbox row named by id does not exist.
     #[error("outbox row {id} not found")]
     OutboxRowNotFound {
@@ -87,6 +105,9 @@ impl StoreError {
     /// Whether retrying the same operation later may succeed: the database was busy or locked
     /// by another connection, or the operation was interrupted.
     pub fn is_retryable(&self) -> bool {
+        if let StoreError::Postgres { retryable, .. } = self {
+            return *retryable;
+        }
         matches!(
             self.sqlite_code(),
             Some(
@@ -118,6 +139,8 @@ impl StoreError {
             StoreError::NotWritable { .. } => return "read-only",
             StoreError::Corrupt { .. } => return "corrupt",
             StoreError::Encode { .. } => return "encode",
+            StoreError::Postgres { .. } => return "postgres",
+            StoreError::Fenced { .. } => return "fenced",
             _ => {}
         }
         match self.sqlite_code() {
@@ -129,6 +152,13 @@ impl StoreError {
             Some(Code::OperationInterrupted) => "interrupted",
             _ => "other",
         }
+    }
+}
+
+impl StoreError {
+    /// Whether the commit was refused because another instance leads now.
+    pub fn is_fenced(&self) -> bool {
+        matches!(self, StoreError::Fenced { .. })
     }
 }
 

@@ -10,19 +10,26 @@
 //! Opening never damages a file it cannot use: a file that is not an SQLite database, or whose
 //! schema is newer than this binary, is refused before anything is written to it.
 
+mod backend;
 mod batch;
-mod codec;
+pub(crate) mod codec;
 mod error;
 pub mod journal;
 mod load;
 pub mod lock;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod replay;
 mod schema;
 
+pub use backend::Backend;
 pub use batch::BatchBuilder;
 pub use error::StoreError;
 pub use lock::{DbLock, LockError, check_writable, lock_path};
-pub use replay::{ReplayReport, replay_and_compare};
+pub use replay::{ReplayReport, replay_and_compare, replay_backend};
+
+/// The SQLite store under the name that sets it beside the PostgreSQL one.
+pub type SqliteStore = Store;
 pub use schema::SCHEMA_VERSION;
 
 use codec::{JsonBuf, from_json, parse_opt_ts, parse_ts, to_i64, to_u32, to_u64, ts};

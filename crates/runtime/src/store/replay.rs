@@ -97,6 +97,45 @@ pub fn replay_and_compare(path: &Path, config: FleetConfig) -> Result<ReplayRepo
     Ok(ReplayReport { events, equal: differences.is_empty(), differences })
 }
 
+/// Events read per page by [`replay_backend`].
+const REPLAY_PAGE: u32 = 10_000;
+
+/// [`replay_and_compare`] over any [`super::Backend`] (PostgreSQL included): replays its event
+/// log page by page from `Fleet::new(config)` and compares the result with what
+/// [`super::Backend::load`] rebuilds from the state rows. Reads only.
+pub fn replay_backend(
+    store: &dyn super::Backend,
+    config: FleetConfig,
+) -> Result<ReplayReport, StoreError> {
+    let stored = store.load(config.clone())?.fleet;
+    let mut replayed = Fleet::new(config);
+    let mut diff = Differences::default();
+    let (mut after, mut events) = (0u64, 0u64);
+    loop {
+        let page = store.events_after(after, REPLAY_PAGE)?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for record in page {
+            events += 1;
+            let event: FleetEvent = match serde_json::from_value(record.data) {
+                Ok(event) => event,
+                Err(err) => {
+                    let (seq, kind) = (record.seq, record.kind);
+                    diff.push(format!("event {seq} ({kind}): data is not a fleet event: {err}"));
+                    continue;
+                }
+            };
+            if let Err(rejected) = replayed.apply(&event, record.at) {
+                let (seq, kind) = (record.seq, record.kind);
+                diff.push(format!("event {seq} ({kind}): replay rejected it: {rejected}"));
+            }
+        }
+    }
+    compare_fleets(&replayed, &stored, &mut diff);
+    let differences = diff.finish();
+    Ok(ReplayReport { events, equal: differences.is_empty(), differences })
+}
+
 /// Opens an existing database without creating, migrating or writing anything. (A reader of a
 /// WAL file needs the `-shm` index, so SQLite may leave empty `-wal`/`-shm` side files; the
 /// database file itself is never written.)

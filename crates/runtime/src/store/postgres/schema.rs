@@ -1,0 +1,115 @@
+//! The PostgreSQL schema: the SQLite tables with PostgreSQL types (text columns stay text, so
+//! both backends share one encoding), plus the leadership row and the adapter journal. The
+//! migrations are versioned in `steward_schema_version`; append new ones, never edit one.
+
+/// Migration 1: every table of the first release, the leadership row and the adapter journal.
+///
+/// `components.ord` comes from a sequence: a new component takes the next number, an update
+/// keeps it, a component moved to another rack takes a new one (the upsert's `CASE`), so each
+/// rack's components load in inventory order as on SQLite. `events.epoch` records which
+/// leadership epoch wrote the row (the fencing tests read it).
+const V1: &str = r#"
+CREATE TABLE events (
+    seq   BIGINT PRIMARY KEY,
+    at    TEXT NOT NULL,
+    kind  TEXT NOT NULL,
+    data  TEXT NOT NULL,
+    epoch BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE racks (
+    id   TEXT PRIMARY KEY,
+    data TEXT NOT NULL
+);
+CREATE SEQUENCE components_ord_seq;
+CREATE TABLE components (
+    id            TEXT PRIMARY KEY,
+    rack_id       TEXT NOT NULL REFERENCES racks(id),
+    ord           BIGINT NOT NULL DEFAULT nextval('components_ord_seq'),
+    data          TEXT NOT NULL,
+    raw_state     TEXT,
+    status        TEXT,
+    service_state TEXT NOT NULL,
+    updated_at    TEXT NOT NULL
+);
+CREATE INDEX components_rack ON components(rack_id);
+CREATE INDEX components_ord ON components(ord);
+CREATE TABLE service_history (
+    id           BIGSERIAL PRIMARY KEY,
+    component_id TEXT NOT NULL REFERENCES components(id),
+    from_state   TEXT NOT NULL,
+    to_state     TEXT NOT NULL,
+    at           TEXT NOT NULL,
+    initiator    TEXT NOT NULL,
+    note         TEXT
+);
+CREATE INDEX service_history_component ON service_history(component_id, id);
+CREATE TABLE runs (
+    id         TEXT PRIMARY KEY,
+    status     TEXT NOT NULL,
+    data       TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX runs_status ON runs(status);
+CREATE TABLE targets (
+    id         TEXT PRIMARY KEY,
+    run_id     TEXT NOT NULL REFERENCES runs(id),
+    position   BIGINT NOT NULL,
+    rack_id    TEXT NOT NULL,
+    status     TEXT NOT NULL,
+    data       TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE UNIQUE INDEX targets_run_position ON targets(run_id, position);
+CREATE TABLE tasks (
+    id              TEXT PRIMARY KEY,
+    target_id       TEXT NOT NULL REFERENCES targets(id),
+    run_id          TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    status          TEXT NOT NULL,
+    data            TEXT NOT NULL,
+    updated_at      TEXT NOT NULL
+);
+CREATE INDEX tasks_target ON tasks(target_id);
+CREATE INDEX tasks_key ON tasks(idempotency_key);
+CREATE TABLE outbox (
+    id              BIGSERIAL PRIMARY KEY,
+    webhook         TEXT NOT NULL,
+    seq             BIGINT NOT NULL,
+    kind            TEXT NOT NULL,
+    body            TEXT NOT NULL,
+    attempts        BIGINT NOT NULL DEFAULT 0,
+    next_attempt_at TEXT NOT NULL,
+    delivered_at    TEXT,
+    last_error      TEXT
+);
+CREATE INDEX outbox_pending ON outbox(webhook, seq, id) WHERE delivered_at IS NULL;
+CREATE TABLE steward_leader (
+    id            INT PRIMARY KEY CHECK (id = 1),
+    epoch         BIGINT NOT NULL,
+    holder        TEXT,
+    advertise_url TEXT,
+    since         TEXT
+);
+INSERT INTO steward_leader (id, epoch) VALUES (1, 0);
+CREATE TABLE adapter_journal (
+    id      BIGSERIAL PRIMARY KEY,
+    adapter TEXT NOT NULL,
+    epoch   BIGINT NOT NULL,
+    kind    TEXT NOT NULL,
+    key     TEXT,
+    record  TEXT NOT NULL
+);
+CREATE INDEX adapter_journal_key ON adapter_journal(adapter, key);
+"#;
+
+/// The migrations, oldest first; the schema version is how many have run.
+pub(crate) const MIGRATIONS: &[&str] = &[V1];
+
+/// The schema version this binary writes and reads.
+pub const PG_SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Serialises concurrent migrations of one database (a transaction-level advisory lock).
+pub(crate) const MIGRATE_LOCK_KEY: i64 = 0x5354_4557_4d49_4752; // "STEWMIGR"
+
+/// The session-level advisory lock that makes one instance the leader.
+pub(crate) const LEADER_LOCK_KEY: i64 = 0x5354_4557_4c45_4144; // "STEWLEAD"

@@ -1,0 +1,350 @@
+//! HA on PostgreSQL, black-box: real `steward serve` processes sharing one database of a
+//! throwaway PostgreSQL cluster the test starts itself (skipped with a message when the server
+//! binaries are missing; `STEWARD_REQUIRE_TOOLS=1` makes that a failure).
+//!
+//! - the leader SIGKILLed mid-run: the standby takes over and finishes the run, and the sim
+//!   Core's journal (in the same database) shows no key submitted twice;
+//! - the leader SIGSTOPped past the standby's takeover, then SIGCONTed: it writes no event and
+//!   no journal record under its old epoch, and answers no command with success;
+//! - PostgreSQL restarted mid-run: a leader emerges with a higher epoch and the run completes.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+#[path = "../crates/runtime/tests/support/pg_cluster.rs"]
+mod pg_cluster;
+
+use pg_cluster::PgCluster;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use steward_runtime::store::postgres::PgStore;
+use steward_runtime::store::replay_backend;
+use steward_state_machine::FleetConfig;
+
+const BIN: &str = env!("CARGO_BIN_EXE_steward");
+const RACKS: u64 = 8;
+/// Shorter leadership timings for the pause and restart tests.
+const FAST: &str = "poll_interval_ms = 300\nlock_session_timeout_ms = 2000";
+
+/// One `steward serve` on a fixed loopback port, advertising it.
+struct Node {
+    child: Child,
+    url: String,
+    log: Arc<Mutex<String>>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Node {
+    /// `timings`: extra `[store]` keys (empty: the defaults, 1 s poll and 5 s lock session).
+    fn start(dir: &std::path::Path, name: &str, db_url: &str, timings: &str) -> Node {
+        let port = free_port();
+        let url = format!("http://127.0.0.1:{port}");
+        let config = format!(
+            "listen = \"127.0.0.1:{port}\"\nadvertise_url = \"{url}\"\nplan_interval_ms = 50\n\
+             sync_interval_ms = 100\ntask_poll_interval_ms = 50\n\
+             [store]\nurl = \"{db_url}\"\n{timings}\n\
+             [core.sim]\nracks = {RACKS}\nrows = 2\nlatency = {{ min_ms = 300, max_ms = 900 }}\n"
+        );
+        let path = dir.join(format!("{name}.toml"));
+        std::fs::write(&path, config).unwrap();
+        let mut child = Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(&path)
+            .env("STEWARD_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let sink = log.clone();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        Node { child, url, log }
+    }
+
+    fn signal(&self, name: &str) {
+        let status =
+            Command::new("kill").args([name, &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success(), "kill {name}");
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap()
+}
+
+/// `/readyz`: Some(epoch) when the node leads.
+async fn leads(node: &Node) -> Option<i64> {
+    let response = client().get(format!("{}/readyz", node.url)).send().await.ok()?;
+    if !response.status().is_success() {
+        return None;
+    }
+    response.json::<Value>().await.ok()?["epoch"].as_i64()
+}
+
+async fn wait_leader(node: &Node, within: Duration) -> i64 {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(epoch) = leads(node).await {
+            return epoch;
+        }
+        assert!(Instant::now() < deadline, "{} did not lead in time:\n{}", node.url, node.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn get(url: &str) -> Option<Value> {
+    let response = client().get(url).send().await.ok()?;
+    if !response.status().is_success() {
+        return None;
+    }
+    response.json().await.ok()
+}
+
+async fn create_run(node: &Node) -> String {
+    let body = json!({
+        "operation": {"kind": "firmware_update", "version": "2.0.0"},
+        "selector": {"all": true},
+        "policy": {"max_parallel_racks": 2}
+    });
+    let response = client().post(format!("{}/v1/runs", node.url)).json(&body).send().await.unwrap();
+    assert!(response.status().is_success(), "create run: {}", response.status());
+    response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string()
+}
+
+/// Waits until the run has at least `n` completed targets (as `node` sees it).
+async fn wait_completed(node: &Node, run: &str, n: u64, within: Duration) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(run) = get(&format!("{}/v1/runs/{run}", node.url)).await
+            && run["counts"]["completed"].as_u64().unwrap_or(0) >= n
+        {
+            return run;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "run {run} not progressing on {}:\n{}",
+            node.url,
+            node.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Runs `f` on a scoped plain thread and waits (blocks this worker briefly; tests only).
+fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|scope| scope.spawn(f).join().unwrap())
+}
+
+/// Runs `f` on a plain thread (the synchronous client must not run on the async runtime).
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.unwrap()
+}
+
+async fn count(url: &str, sql: &'static str, epoch: Option<i64>) -> i64 {
+    let url = url.to_string();
+    blocking(move || {
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        match epoch {
+            Some(epoch) => client.query_one(sql, &[&epoch]).unwrap().get(0),
+            None => client.query_one(sql, &[]).unwrap().get(0),
+        }
+    })
+    .await
+}
+
+/// Nothing submitted twice: one `submitted` record per key, no duplicate submit call; and
+/// replaying the database's event log equals its rows.
+async fn assert_journal_and_replay(url: &str) {
+    let twice = count(
+        url,
+        "SELECT count(*) FROM (SELECT key FROM adapter_journal WHERE kind = 'submitted' \
+         GROUP BY key HAVING count(*) > 1) AS twice",
+        None,
+    )
+    .await;
+    assert_eq!(twice, 0, "an idempotency key was submitted to Core twice");
+    let duplicates =
+        count(url, "SELECT count(*) FROM adapter_journal WHERE kind = 'duplicate'", None).await;
+    assert_eq!(duplicates, 0, "a submit call repeated a key Core already had");
+    let submitted =
+        count(url, "SELECT count(*) FROM adapter_journal WHERE kind = 'submitted'", None).await;
+    assert_eq!(submitted, RACKS as i64, "one task per rack");
+    let url = url.to_string();
+    let report = blocking(move || {
+        let store = PgStore::open(&url, None).unwrap();
+        replay_backend(&store, FleetConfig::default()).unwrap()
+    })
+    .await;
+    assert!(report.equal, "replay differs from the stored rows: {report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_killed_mid_run_the_standby_finishes_it_without_duplicates() {
+    let Some(cluster) = blocking(PgCluster::start).await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let url = off_runtime(|| cluster.database("kill"));
+    let a = Node::start(dir.path(), "a", &url, "");
+    let first = wait_leader(&a, Duration::from_secs(60)).await;
+    let b = Node::start(dir.path(), "b", &url, "");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(leads(&b).await, None, "two leaders");
+
+    // The standby answers 503 naming the leader; the CLI retries there.
+    let refused = client().get(format!("{}/v1/runs", b.url)).send().await.unwrap();
+    assert_eq!(refused.status().as_u16(), 503);
+    let problem: Value = refused.json().await.unwrap();
+    assert_eq!(problem["leader"], a.url.as_str(), "{problem}");
+    let cli = Command::new(BIN).args(["--server", &b.url, "--json", "run", "list"]).output();
+    let cli = cli.unwrap();
+    assert!(cli.status.success(), "CLI via the standby: {}", String::from_utf8_lossy(&cli.stderr));
+
+    let run = create_run(&a).await;
+    wait_completed(&a, &run, 2, Duration::from_secs(60)).await;
+    let killed = Instant::now();
+    a.signal("-KILL");
+    let second = wait_leader(&b, Duration::from_secs(60)).await;
+    eprintln!(
+        "takeover (default settings): standby ready {} ms after SIGKILL",
+        killed.elapsed().as_millis()
+    );
+    assert!(second > first, "the epoch grows on takeover ({first} -> {second})");
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let status = get(&format!("{}/v1/runs/{run}", b.url)).await.map(|r| r["status"].clone());
+        if status == Some(json!("completed")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "run not completed after takeover:\n{}", b.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(b);
+    assert_journal_and_replay(&url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_leader_resumed_after_takeover_is_fenced() {
+    let Some(cluster) = blocking(PgCluster::start).await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let url = off_runtime(|| cluster.database("fence"));
+    let a = Node::start(dir.path(), "a", &url, FAST);
+    let old = wait_leader(&a, Duration::from_secs(60)).await;
+    let b = Node::start(dir.path(), "b", &url, FAST);
+    let run = create_run(&a).await;
+    wait_completed(&a, &run, 1, Duration::from_secs(60)).await;
+
+    a.signal("-STOP");
+    let new = wait_leader(&b, Duration::from_secs(60)).await;
+    assert!(new > old);
+    let events_sql = "SELECT count(*) FROM events WHERE epoch = $1";
+    let journal_sql = "SELECT count(*) FROM adapter_journal WHERE epoch = $1";
+    let events_before = count(&url, events_sql, Some(old)).await;
+    let journal_before = count(&url, journal_sql, Some(old)).await;
+
+    a.signal("-CONT");
+    // The resumed leader still believes it leads until its first commit or ping fails: a
+    // command sent to it now must not succeed.
+    let answer = client()
+        .post(format!("{}/v1/components/rack-001-node-01/service-state", a.url))
+        .json(&json!({"to": "maintenance", "note": "fencing test"}))
+        .send()
+        .await;
+    if let Ok(answer) = answer {
+        assert!(!answer.status().is_success(), "a fenced leader acknowledged a command");
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(leads(&a).await, None, "the old leader still claims to lead:\n{}", a.log());
+    assert!(a.log().contains("stepping down"), "the old leader did not step down:\n{}", a.log());
+    assert_eq!(count(&url, events_sql, Some(old)).await, events_before, "old epoch wrote events");
+    assert_eq!(
+        count(&url, journal_sql, Some(old)).await,
+        journal_before,
+        "old epoch reached Core's journal"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while get(&format!("{}/v1/runs/{run}", b.url)).await.map(|r| r["status"].clone())
+        != Some(json!("completed"))
+    {
+        assert!(Instant::now() < deadline, "run not completed after takeover:\n{}", b.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let history = get(&format!("{}/v1/components/rack-001-node-01/history", b.url)).await;
+    assert_eq!(history, Some(json!([])), "the fenced command left a history entry");
+    drop((a, b));
+    assert_journal_and_replay(&url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restarted_mid_run_a_leader_emerges_and_the_run_completes() {
+    let Some(cluster) = blocking(PgCluster::start).await else { return };
+    let cluster = Arc::new(cluster);
+    let dir = tempfile::tempdir().unwrap();
+    let url = off_runtime(|| cluster.database("restart"));
+    let a = Node::start(dir.path(), "a", &url, FAST);
+    let first = wait_leader(&a, Duration::from_secs(60)).await;
+    let b = Node::start(dir.path(), "b", &url, FAST);
+    let run = create_run(&a).await;
+    wait_completed(&a, &run, 1, Duration::from_secs(60)).await;
+
+    let restart = cluster.clone();
+    blocking(move || {
+        restart.stop("fast");
+        restart.pg_ctl_start();
+    })
+    .await;
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (leader, epoch) = loop {
+        if let Some(epoch) = leads(&a).await.filter(|e| *e > first) {
+            break (&a, epoch);
+        }
+        if let Some(epoch) = leads(&b).await.filter(|e| *e > first) {
+            break (&b, epoch);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no leader after the restart:\n{}\n{}",
+            a.log(),
+            b.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(epoch > first);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while get(&format!("{}/v1/runs/{run}", leader.url)).await.map(|r| r["status"].clone())
+        != Some(json!("completed"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "run not completed after the restart:\n{}",
+            leader.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop((a, b));
+    assert_journal_and_replay(&url).await;
+}
