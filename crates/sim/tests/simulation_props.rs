@@ -338,3 +338,37 @@ async fn replay_one() {
     };
     simulate(scenario).await.unwrap();
 }
+
+/// Regression (CI, 2026-11-29): a run cancelled early while a target waited must leave no
+/// target pending once the run is terminal.
+#[tokio::test]
+async fn cancelled_run_leaves_no_target_pending() {
+    let scenario = Scenario {
+        seed: 13089470584781304475,
+        racks: 164,
+        max_latency_ms: 5549,
+        failure_rate: 0.19789443634216694,
+        conflict_rate: 0.24349633526587725,
+        runs: vec![
+            RunShape {
+                power: false,
+                max_parallel: 17,
+                waves: 2,
+                auto_advance: false,
+                gate_max_failures: None,
+                max_attempts: 1,
+            },
+            RunShape {
+                power: false,
+                max_parallel: 18,
+                waves: 3,
+                auto_advance: true,
+                gate_max_failures: None,
+                max_attempts: 2,
+            },
+        ],
+        operator_pauses: vec![],
+        cancel_at: Some(36),
+    };
+    simulate(scenario).await.unwrap();
+}

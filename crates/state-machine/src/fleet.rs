@@ -488,10 +488,12 @@ impl Fleet {
                 self.target_event(target_id, &TargetEvent::LeaseExpired, now)
             }
             FleetEvent::TargetSubmitRejected { target_id, message } => {
-                let policy = &self.run_of(self.target(target_id)?)?.policy;
+                let target = self.target(target_id)?;
+                let run = self.run_of(target)?;
+                let policy = &run.policy;
                 let event = TargetEvent::SubmitRejected {
                     message: message.clone(),
-                    max_attempts: policy.max_attempts,
+                    max_attempts: attempts_allowed(run, target),
                     retry_backoff_seconds: policy.retry_backoff_seconds,
                 };
                 self.target_event(target_id, &event, now)
@@ -538,7 +540,7 @@ impl Fleet {
             next_hook,
             lease_until: crate::target::add_seconds(now, run.policy.claim_lease_seconds.max(1)),
             operation: run.operation.clone(),
-            max_attempts: run.policy.max_attempts,
+            max_attempts: attempts_allowed(run, target),
             retry_backoff_seconds: run.policy.retry_backoff_seconds,
         })
     }
@@ -1183,7 +1185,7 @@ impl Fleet {
             let event = TargetEvent::TaskFinished {
                 status,
                 message: message.to_string(),
-                max_attempts: policy.max_attempts,
+                max_attempts: attempts_allowed(run, target),
                 retry_backoff_seconds: policy.retry_backoff_seconds,
                 post_hook,
             };
@@ -1268,5 +1270,16 @@ impl Fleet {
             }
             _ => {}
         }
+    }
+}
+
+/// How many attempts a target of `run` may use: the policy's, except that a cancelled run
+/// starts no new attempt (a failure then ends the target instead of sending it back to
+/// `pending` in a run that will never dispatch again).
+fn attempts_allowed(run: &Run, target: &Target) -> u32 {
+    if run.status == RunStatus::Cancelled {
+        target.attempt.min(run.policy.max_attempts)
+    } else {
+        run.policy.max_attempts
     }
 }

@@ -458,3 +458,39 @@ fn rebuild_indexes_reproduces_the_incremental_indexes() {
     assert!(loaded.persisted_eq(&f));
     assert_eq!(loaded.target_positions, f.target_positions);
 }
+
+#[test]
+fn a_task_failing_after_cancel_fails_its_target_instead_of_retrying() {
+    let mut f = fleet();
+    apply(&mut f, &inventory(&["r1"]), t0()).unwrap();
+    let policy = RunPolicy { max_attempts: 3, ..RunPolicy::default() };
+    apply(&mut f, &run_created("run-1", &[&["r1"]], policy), t0()).unwrap();
+    apply(&mut f, &FleetEvent::RunStarted { run_id: "run-1".into() }, t0()).unwrap();
+    let t1 = tid("run-1", "r1");
+    apply(&mut f, &FleetEvent::TargetClaimed { target_id: t1.clone(), lease_until: at(30) }, t0())
+        .unwrap();
+    apply(
+        &mut f,
+        &FleetEvent::TargetSubmitted { target_id: t1.clone(), task_id: "task-1".into() },
+        t0(),
+    )
+    .unwrap();
+    let cancel = FleetEvent::RunCancelled {
+        run_id: "run-1".into(),
+        initiator: "carol".into(),
+        reason: None,
+    };
+    apply(&mut f, &cancel, at(1)).unwrap();
+    let failed = FleetEvent::TaskObserved {
+        task_id: "task-1".into(),
+        target_id: t1.clone(),
+        status: TaskStatus::Failed,
+        message: "flash failed".into(),
+        component_results: BTreeMap::new(),
+    };
+    apply(&mut f, &failed, at(2)).unwrap();
+    // Attempts were left (1 of 3), but a cancelled run never dispatches again.
+    assert_eq!(f.targets[&t1].status, TargetStatus::Failed);
+    assert_eq!(f.runs["run-1"].counts.terminal(), 1);
+    assert_eq!(f.active_total, 0);
+}
