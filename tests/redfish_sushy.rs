@@ -225,3 +225,81 @@ async fn a_stopped_bmc_times_out_backs_off_and_recovers_after_sigcont() {
     assert!(log.contains("reachable again"), "{log}");
     steward.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emulator_killed_mid_run_fails_its_rack_while_the_other_racks_complete() {
+    if !available() {
+        return;
+    }
+    let dir = temp_dir();
+    let mut emulators: Vec<Emulator> = (1..=3)
+        .map(|n| Emulator::start(&dir.path().join(format!("bmc{n}")), 50 + n, 2, "On"))
+        .collect();
+    let refs: Vec<&Emulator> = emulators.iter().collect();
+    // A shorter settle limit so the dead rack's verification gives up within the test; still
+    // longer than sushy's slowest restart (11 s) and the 15 s unseen-cycle grace.
+    let config = steward_config(dir.path(), &refs, "")
+        .replace("power_settle_seconds = 60", "power_settle_seconds = 25");
+    let steward = Steward::start(dir.path(), &config);
+    let api = steward.api();
+    assert_eq!(api.wait_ready().await, 6);
+
+    let run = api
+        .post(
+            "/v1/runs",
+            &json!({"operation": {"kind": "power_cycle"},
+                    "selector": {"racks": ["rack-001", "rack-002", "rack-003"]},
+                    "policy": {"max_parallel_racks": 3, "max_attempts": 1}}),
+        )
+        .await;
+    assert_eq!(run.status, 201, "{run:?}");
+    let id = run.body["id"].as_str().unwrap().to_string();
+
+    // SIGKILL rack-002's emulator once its first Reset has arrived (mid-task).
+    let victim = &emulators[1];
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while victim.uuids.iter().all(|u| victim.resets(u) == 0) {
+        assert!(std::time::Instant::now() < deadline, "rack-002 never got a Reset");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    emulators[1].kill();
+
+    // Its components go unknown (never their last good status); the others stay known.
+    let components = api
+        .wait_for("/v1/components?rack=rack-002", Duration::from_secs(30), |body| {
+            let phases = phases(body);
+            phases.len() == 2 && phases.iter().all(|p| p == "unknown")
+        })
+        .await;
+    assert!(phases(&components).iter().all(|p| p != "ready"));
+
+    // Its target fails once verification gives up (power_settle_seconds); the other racks
+    // complete, and the run ends completed_with_failures.
+    let done = api
+        .wait_for(&format!("/v1/runs/{id}"), Duration::from_secs(180), |run| {
+            run["status"] == "completed_with_failures"
+                || run["status"] == "completed"
+                || run["status"] == "failed"
+        })
+        .await;
+    assert_eq!(done["status"], "completed_with_failures", "{done:#}");
+    assert_eq!(done["counts"]["completed"], 2, "{done:#}");
+    assert_eq!(done["counts"]["failed"], 1, "{done:#}");
+    let targets = api.ok(&format!("/v1/runs/{id}/targets")).await;
+    for target in targets.as_array().unwrap() {
+        let rack = target["rack_id"].as_str().unwrap();
+        let want = if rack == "rack-002" { "failed" } else { "completed" };
+        assert_eq!(target["status"], want, "{target:#}");
+    }
+    let failed = targets.as_array().unwrap().iter().find(|t| t["rack_id"] == "rack-002").unwrap();
+    let message = failed["message"].as_str().unwrap_or_default();
+    assert!(message.contains("PowerState") || message.contains("unreachable"), "{failed:#}");
+
+    for emulator in [&emulators[0], &emulators[2]] {
+        for uuid in &emulator.uuids {
+            assert_eq!(emulator.power_state(uuid).as_deref(), Some("On"), "{uuid}");
+            assert_eq!(emulator.resets(uuid), 1, "{uuid}: one Reset");
+        }
+    }
+    steward.stop();
+}
