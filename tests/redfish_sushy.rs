@@ -1,17 +1,22 @@
 //! Black-box tests of `steward serve` with the Redfish adapter against real sushy-emulator
 //! processes: discovery and import, a power_cycle over three racks that survives a SIGKILL of
 //! steward with at most one Reset per key and system (counted in the emulators' request logs),
-//! an emulator killed mid-life whose components go unknown, never ready, and firmware through a
-//! test-side sushy driver that keeps versions (tests/fixtures/sushy_versions.py).
+//! an emulator killed mid-life whose components go unknown, never ready, an emulator SIGKILLed
+//! mid-run (its rack fails, the others complete), firmware through a test-side sushy driver that
+//! keeps versions (tests/fixtures/sushy_versions.py), and https BMCs (certificates from rcgen):
+//! verified against `ca_file`, refused without it, accepted unverified only when
+//! `insecure_skip_verify = true` is written.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
 mod binary_support;
 mod redfish_support;
 
-use binary_support::{Steward, temp_dir};
+use binary_support::{BIN, Steward, temp_dir};
 use redfish_support::{Emulator, available, steward_config};
 use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 fn phases(components: &Value) -> Vec<String> {
@@ -302,4 +307,117 @@ async fn an_emulator_killed_mid_run_fails_its_rack_while_the_other_racks_complet
         }
     }
     steward.stop();
+}
+
+/// A self-signed certificate for 127.0.0.1 and localhost: (certificate file, key file), named
+/// after `name` in `dir`.
+fn self_signed(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let names = vec!["127.0.0.1".to_string(), "localhost".to_string()];
+    let certified = rcgen::generate_simple_self_signed(names).unwrap();
+    let cert = dir.join(format!("{name}.pem"));
+    let key = dir.join(format!("{name}-key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    (cert, key)
+}
+
+/// `config` with `line` added to its `[core.redfish]` table.
+fn with_redfish_line(config: &str, line: &str) -> String {
+    config.replacen("[core.redfish]\n", &format!("[core.redfish]\n{line}\n"), 1)
+}
+
+fn reasons(components: &Value) -> Vec<String> {
+    components
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.pointer("/status/reason").and_then(Value::as_str).unwrap_or("").to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_bmcs_are_verified_against_ca_file_refused_without_it_and_unverified_only_if_asked() {
+    if !available() {
+        return;
+    }
+    let dir = temp_dir();
+    let (cert, key) = self_signed(dir.path(), "bmc");
+    let mut bmc = Emulator::start_tls(&dir.path().join("bmc1"), 61, 2, (&cert, &key), None);
+    assert!(bmc.url.starts_with("https://"));
+    let plain = steward_config(dir.path(), &[&bmc], "");
+
+    // ca_file holds the BMC's certificate: discovery and observation over https.
+    let ca = format!("ca_file = {:?}", cert.display().to_string());
+    let steward = Steward::start(dir.path(), &with_redfish_line(&plain, &ca));
+    let api = steward.api();
+    assert_eq!(api.wait_ready().await, 2, "verified against ca_file: imported and ready");
+
+    // The BMC comes back with another certificate: its components go unknown, saying why.
+    let port = bmc.port();
+    bmc.kill();
+    let (other_cert, other_key) = self_signed(dir.path(), "other");
+    let bmc =
+        Emulator::start_tls(&dir.path().join("bmc1"), 61, 2, (&other_cert, &other_key), Some(port));
+    let components = api
+        .wait_for("/v1/components", Duration::from_secs(60), |body| {
+            let reasons = reasons(body);
+            phases(body).iter().all(|p| p == "unknown")
+                && reasons.iter().all(|r| r.contains("TLS handshake failed"))
+        })
+        .await;
+    let reason = &reasons(&components)[0];
+    assert!(reason.contains("certificate"), "{reason}");
+    assert!(reason.contains("core.redfish.ca_file"), "the reason says what to check: {reason}");
+    steward.stop();
+
+    // No ca_file and no insecure_skip_verify: the self-signed BMC is not trusted.
+    let steward = Steward::start(dir.path(), &plain);
+    let api = steward.api();
+    api.wait_for("/v1/components", Duration::from_secs(30), |body| {
+        !body.as_array().unwrap().is_empty() && phases(body).iter().all(|p| p == "unknown")
+    })
+    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !steward.log().contains("TLS handshake failed") {
+        assert!(std::time::Instant::now() < deadline, "no TLS message:\n{}", steward.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(phases(&api.ok("/v1/components").await).iter().all(|p| p != "ready"));
+    steward.stop();
+
+    // insecure_skip_verify = true, written explicitly: accepted unverified, with a warning.
+    let steward =
+        Steward::start(dir.path(), &with_redfish_line(&plain, "insecure_skip_verify = true"));
+    assert_eq!(steward.api().wait_ready().await, 2, "unverified TLS when asked for");
+    assert!(steward.log().contains("insecure_skip_verify = true"), "{}", steward.log());
+    steward.stop();
+    assert!(bmc.requests("/redfish/v1/Systems") > 0, "the BMC was reached over https");
+}
+
+#[test]
+fn serve_refuses_an_unreadable_ca_file_naming_the_key() {
+    let dir = temp_dir();
+    let password = dir.path().join("bmc-password");
+    std::fs::write(&password, "password\n").unwrap();
+    let config = format!(
+        "[core]\nadapter = \"redfish\"\n[core.redfish]\nusername = \"admin\"\n\
+         password_file = {:?}\nca_file = {:?}\n\
+         [[core.redfish.endpoints]]\nurl = \"https://127.0.0.1:9\"\nrack = \"rack-001\"\n",
+        password.display().to_string(),
+        dir.path().join("missing-ca.pem").display().to_string()
+    );
+    let path = dir.path().join("steward.toml");
+    std::fs::write(&path, config).unwrap();
+    let output = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&path)
+        .arg("--db")
+        .arg(dir.path().join("steward.db"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("core.redfish.ca_file"), "{stderr}");
+    assert!(!dir.path().join("steward.db").exists(), "refused before touching the database");
 }

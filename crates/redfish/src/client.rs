@@ -309,9 +309,8 @@ fn transport(error: &reqwest::Error, path: &str) -> BmcError {
     if error.is_timeout() {
         BmcError::Timeout(text)
     } else if error.is_connect() && is_tls(&chain) {
-        BmcError::Tls(format!(
-            "{text} (check core.redfish.ca_file; insecure_skip_verify = true skips verification)"
-        ))
+        // Short (component reasons are cut at 200 bytes): rustls's own words, then what to check.
+        BmcError::Tls(format!("{}; check core.redfish.ca_file", innermost(error)))
     } else {
         BmcError::Connect(text)
     }
@@ -323,6 +322,17 @@ fn is_tls(chain: &str) -> bool {
     ["certificate", "fatal alert", "corrupt message", "HandshakeFailure", "InvalidContentType"]
         .iter()
         .any(|needle| chain.contains(needle))
+}
+
+/// The last error of the source chain (rustls's message for a refused handshake).
+fn innermost(error: &dyn std::error::Error) -> String {
+    let mut last = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        last = inner.to_string();
+        source = inner.source();
+    }
+    last
 }
 
 fn error_chain(error: &dyn std::error::Error) -> String {
