@@ -1,6 +1,6 @@
 //! Crate-level tests of `RedfishCore` against the loopback Redfish double (`double/`): the
 //! task-monitor path of a firmware update (202 + `Location`, the task Running, then Completed or
-//! Exception), and a cancel that lands while a step is in flight and another has not sent yet.
+//! Exception; and a bare monitor, 202 without a body, then 204), and a cancel that lands while a step is in flight and another has not sent yet.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -103,6 +103,21 @@ async fn a_task_monitor_that_ends_completed_counts_once_the_version_reads_back()
         "the monitor was followed through its Running answers ({} GETs)",
         bmc.monitor_gets()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bare_task_monitor_202_then_204_is_followed_to_its_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let bmc = Double::start(&["a"]).await;
+    bmc.bare_monitors();
+    let core = adapter(dir.path(), &[(&bmc.url, "compute")]).await;
+
+    let task = submit(&core, &request("k-fw-bare", firmware("2.1.0"), &["a"])).await;
+    let report = wait_report(&core, &task, "firmware task", finished).await;
+    assert_eq!(report.status, TaskStatus::Completed, "{report:?}");
+    assert_eq!(bmc.bios("a"), "2.1.0");
+    assert_eq!(bmc.monitor_gets(), RUNNING_POLLS + 1, "polled until the 204, then no more");
+    assert_eq!(bmc.posts().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

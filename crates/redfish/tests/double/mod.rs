@@ -45,6 +45,8 @@ struct Inner {
     posts: Vec<String>,
     monitors: BTreeMap<u32, Monitor>,
     monitor_gets: u32,
+    /// Monitors answer without a Task body: 202 empty while running, 204 once done.
+    bare_monitors: bool,
 }
 
 type Shared = Arc<Mutex<Inner>>;
@@ -107,6 +109,12 @@ impl Double {
                 system.power = power;
             }
         });
+    }
+
+    /// Task monitors answer without Task bodies (202 empty while running, 204 when done), as
+    /// the Redfish specification's plain task monitor does.
+    pub fn bare_monitors(&self) {
+        self.with(|i| i.bare_monitors = true);
     }
 
     /// Every POST received, as `Reset {id} {type}` or `SimpleUpdate {image}`.
@@ -244,11 +252,16 @@ fn task(n: u32, state: &str, status: &str, message: Option<&str>) -> Value {
 async fn monitor(State(inner): State<Shared>, Path(n): Path<u32>) -> Response {
     let mut guard = inner.lock().unwrap();
     guard.monitor_gets += 1;
+    let bare = guard.bare_monitors;
     let Some(monitor) = guard.monitors.get_mut(&n) else {
         return StatusCode::NOT_FOUND.into_response();
     };
     monitor.polls += 1;
-    if monitor.polls <= RUNNING_POLLS {
+    let running = monitor.polls <= RUNNING_POLLS;
+    if running && bare {
+        return StatusCode::ACCEPTED.into_response();
+    }
+    if running {
         return (StatusCode::ACCEPTED, Json(task(n, "Running", "OK", None))).into_response();
     }
     if monitor.version.contains("bad") {
@@ -258,6 +271,9 @@ async fn monitor(State(inner): State<Shared>, Path(n): Path<u32>) -> Response {
     let (system, version) = (monitor.system.clone(), monitor.version.clone());
     if let Some(system) = guard.systems.get_mut(&system) {
         system.bios = version;
+    }
+    if bare {
+        return StatusCode::NO_CONTENT.into_response();
     }
     Json(task(n, "Completed", "OK", None)).into_response()
 }
