@@ -129,7 +129,13 @@ CREATE TABLE adapter_steps (
 );
 "#;
 
-const MIGRATION_LIST: &[M<'static>] = &[M::up(V1), M::up(V2)];
+/// Migration 3: a partial index on the (rare) `site_tables_applied` events, so a start finds the
+/// recorded site tables without scanning a long event log backwards.
+const V3: &str = r#"
+CREATE INDEX events_site_tables ON events(seq) WHERE kind = 'site_tables_applied';
+"#;
+
+const MIGRATION_LIST: &[M<'static>] = &[M::up(V1), M::up(V2), M::up(V3)];
 
 /// The migrations, oldest first.
 pub(crate) const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);
@@ -144,6 +150,6 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         assert!(MIGRATIONS.validate().is_ok());
-        assert_eq!(SCHEMA_VERSION, 2);
+        assert_eq!(SCHEMA_VERSION, 3);
     }
 }

@@ -102,8 +102,14 @@ CREATE TABLE adapter_journal (
 CREATE INDEX adapter_journal_key ON adapter_journal(adapter, key);
 "#;
 
+/// Migration 2: a partial index on the (rare) `site_tables_applied` events, so a start finds the
+/// recorded site tables without scanning a long event log backwards.
+const V2: &str = r#"
+CREATE INDEX events_site_tables ON events(seq) WHERE kind = 'site_tables_applied';
+"#;
+
 /// The migrations, oldest first; the schema version is how many have run.
-pub(crate) const MIGRATIONS: &[&str] = &[V1];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this binary writes and reads.
 pub const PG_SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
