@@ -157,6 +157,8 @@ pub enum Adapter {
     Sim,
     /// Real BMCs over DMTF Redfish (`[core.redfish]`, crate `steward-redfish`).
     Redfish,
+    /// The site's own commands (`[core.exec]`, crate `steward-exec`).
+    Exec,
 }
 
 /// The `[core]` table.
@@ -169,6 +171,8 @@ pub struct CoreSection {
     pub sim: toml::Table,
     /// Settings of the redfish adapter (`steward_redfish::RedfishConfig`), checked at start.
     pub redfish: toml::Table,
+    /// Settings of the exec adapter (`steward_exec::ExecConfig`), checked at start.
+    pub exec: toml::Table,
 }
 
 /// The `[planner]` table.
@@ -330,8 +334,14 @@ impl Config {
                 "must be at least 1 (omit it for no global limit)",
             ));
         }
-        if self.core.adapter == Adapter::Redfish {
-            self.redfish_settings()?;
+        match self.core.adapter {
+            Adapter::Redfish => {
+                self.redfish_settings()?;
+            }
+            Adapter::Exec => {
+                self.exec_settings()?;
+            }
+            Adapter::Sim => {}
         }
         StatusMapper::with_override(&self.phase_mapping)
             .map_err(|e| ConfigError::invalid("phase_mapping", e.to_string()))?;
@@ -359,6 +369,19 @@ impl Config {
         steward_redfish::RedfishConfig::from_table(self.core.redfish.clone())
             .and_then(|c| c.validate())
             .map_err(to_config)
+    }
+
+    /// The validated `[core.exec]` settings (every command checked; errors name the key, e.g.
+    /// `core.exec.power_on`).
+    pub fn exec_settings(&self) -> Result<steward_exec::Settings, ConfigError> {
+        steward_exec::ExecConfig::from_table(self.core.exec.clone())
+            .and_then(|c| c.validate())
+            .map_err(|e| match e {
+                steward_runtime::core::CoreError::InvalidConfig { field, message } => {
+                    ConfigError::invalid(field, message)
+                }
+                other => ConfigError::invalid("core.exec", other.to_string()),
+            })
     }
 
     fn validate_tokens(&self) -> Result<(), ConfigError> {
