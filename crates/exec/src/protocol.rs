@@ -230,11 +230,11 @@ impl Progress {
             Exit::TimedOut(seconds) => {
                 Some(format!("timed out after {seconds} s; its process group was killed"))
             }
+            Exit::Code(code) if *code != 0 => Some(with_stderr(format!("exit status {code}"))),
+            Exit::Signal => Some(with_stderr("killed by a signal".to_string())),
             _ if self.malformed.is_some() => {
                 Some(with_stderr(self.malformed.clone().unwrap_or_default()))
             }
-            Exit::Code(code) if *code != 0 => Some(with_stderr(format!("exit status {code}"))),
-            Exit::Signal => Some(with_stderr("killed by a signal".to_string())),
             Exit::Code(_) if !self.result_seen => {
                 Some(with_stderr("exited 0 without a final result line".to_string()))
             }
@@ -534,6 +534,9 @@ mod tests {
         assert!(!verdict.ok);
         assert!(verdict.message.starts_with("malformed stdout line 1: not JSON"), "{verdict:?}");
         assert!(verdict.message.ends_with(": last words"));
+        // A non-zero exit is named before a malformed line.
+        let verdict = garbage.verdict(&Exit::Code(2), "bmc unreachable");
+        assert_eq!(verdict.message, "exit status 2: bmc unreachable");
 
         let gone = Progress::new(&components).verdict(&Exit::Gone, "");
         assert!(!gone.ok && gone.message.contains("never started twice"), "{gone:?}");
