@@ -334,6 +334,15 @@ impl Config {
                 "must be at least 1 (omit it for no global limit)",
             ));
         }
+        if self.store.url.is_some() && self.core.adapter != Adapter::Sim {
+            // HA mode runs the sim Core journaling into PostgreSQL; a real adapter would be
+            // silently replaced by a simulation, so it is refused.
+            return Err(ConfigError::invalid(
+                "core.adapter",
+                "only the sim adapter runs with [store] url (PostgreSQL HA) so far; the redfish \
+                 and exec adapters journal in the SQLite database",
+            ));
+        }
         match self.core.adapter {
             Adapter::Redfish => {
                 self.redfish_settings()?;
@@ -479,6 +488,18 @@ mod tests {
             Err(ConfigError::Invalid { key, .. }) => key,
             other => panic!("expected an invalid key, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn exec_adapter_errors_name_the_key() {
+        let exec = "[core]\nadapter = \"exec\"\n[core.exec]\nobserve = [\"/bin/sh\"]\n";
+        assert_eq!(invalid_key(exec), "core.exec.power_on");
+        let relative = format!("{exec}firmware_update = [\"flash.sh\"]\n");
+        assert_eq!(invalid_key(&relative), "core.exec.firmware_update");
+        let valid = format!("{exec}power_cycle = [\"/bin/sh\", \"-c\", \"exit 1\"]\n");
+        Config::from_toml_str(&valid).unwrap().validate().unwrap();
+        let ha = format!("[store]\nurl = \"postgres://steward@127.0.0.1/steward\"\n{valid}");
+        assert_eq!(invalid_key(&ha), "core.adapter");
     }
 
     #[test]

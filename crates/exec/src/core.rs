@@ -765,10 +765,10 @@ impl Core for ExecCore {
 
     async fn cancel(&self, task: &TaskId) -> Result<(), CoreError> {
         let found = self.inner.journal.task(task.as_str()).map_err(|e| self.journal_error(e))?;
-        if found.is_none() {
-            return Err(CoreError::NotFound { task: task.clone() });
+        let found = found.ok_or_else(|| CoreError::NotFound { task: task.clone() })?;
+        if !FINISHED.contains(&found.status.as_str()) {
+            self.lock_active().cancelled.insert(task.to_string());
         }
-        self.lock_active().cancelled.insert(task.to_string());
         Ok(())
     }
 }
