@@ -4,13 +4,14 @@
 //! unknown until it recovers, a firmware update run to completion with the versions read back,
 //! failures (non-zero exit with stderr, a malformed line) in the targets' messages, and a
 //! SIGKILL of steward while a firmware script sleeps: after the restart the run completes and
-//! the scripts' log shows every task key started exactly once.
+//! the scripts' log shows every task key started exactly once. The example site scripts in
+//! `examples/exec/` (the README's "try it") run a firmware update and a power-off from the CLI.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod binary_support;
 
-use binary_support::{Steward, outcome, temp_dir};
+use binary_support::{Steward, examples, outcome, temp_dir};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::time::Duration;
@@ -250,5 +251,73 @@ async fn a_sigkill_mid_update_never_starts_a_task_twice_and_the_run_completes() 
     let steward = Steward::start(dir.path(), &config);
     steward.api().wait_ready().await;
     assert_eq!(std::fs::read_to_string(dir.path().join("started.log")).unwrap(), log);
+    steward.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_example_site_scripts_run_an_update_and_a_power_off_from_the_cli() {
+    let dir = temp_dir();
+    let state = dir.path().join("site");
+    let site = examples().join("exec");
+    let script = |name: &str| site.join(name).display().to_string();
+    let s = state.display().to_string();
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\nsynchronous = \"normal\"\nplan_interval_ms = 50\n\
+         sync_interval_ms = 200\ntask_poll_interval_ms = 100\n\
+         [core]\nadapter = \"exec\"\n[core.exec]\n\
+         observe = [{observe:?}, {s:?}]\nfirmware_update = [{flash:?}, {s:?}]\n\
+         power_off = [{power:?}, {s:?}, \"off\"]\n",
+        observe = script("observe.sh"),
+        flash = script("flash.sh"),
+        power = script("power.sh"),
+    );
+    let steward = Steward::start(dir.path(), &config);
+    assert_eq!(steward.api().wait_ready().await, 12, "four racks of three components");
+    let (code, stdout, stderr) = outcome(&steward.cli(&[
+        "--json",
+        "run",
+        "create",
+        "--op",
+        "firmware_update",
+        "--version",
+        "2.0.0",
+        "--rack",
+        "rack-001",
+        "rack-002",
+        "--max-parallel",
+        "2",
+    ]));
+    assert_eq!(code, 0, "{stderr}");
+    let id = serde_json::from_str::<Value>(&stdout).unwrap()["id"].as_str().unwrap().to_string();
+    assert_eq!(wait_finished(&steward, &id).await["status"], "completed");
+    let log = std::fs::read_to_string(state.join("started.log")).unwrap();
+    assert_eq!(log.lines().count(), 2, "{log}");
+    let (code, stdout, stderr) = outcome(&steward.cli(&[
+        "--json",
+        "run",
+        "create",
+        "--op",
+        "power_off",
+        "--rack",
+        "rack-003",
+    ]));
+    assert_eq!(code, 0, "{stderr}");
+    let id = serde_json::from_str::<Value>(&stdout).unwrap()["id"].as_str().unwrap().to_string();
+    assert_eq!(wait_finished(&steward, &id).await["status"], "completed");
+    steward
+        .api()
+        .wait_for("/v1/components", Duration::from_secs(60), |all| {
+            all.as_array().unwrap().iter().all(|c| {
+                let id = c["id"].as_str().unwrap();
+                let fw = if id.starts_with("rack-001") || id.starts_with("rack-002") {
+                    "2.0.0"
+                } else {
+                    "1.0.0"
+                };
+                let power = if id.starts_with("rack-003") { "off" } else { "on" };
+                c["firmware_version"] == fw && c["power_state"] == power
+            })
+        })
+        .await;
     steward.stop();
 }
