@@ -275,9 +275,10 @@ impl Progress {
                     )
                     .collect();
                 if failed.is_empty() {
+                    let all = format!("all {} components completed", components.len());
                     match exit {
-                        Exit::Gone => "completed (result read after a restart)".to_string(),
-                        _ => "completed".to_string(),
+                        Exit::Gone => format!("{all} (result read after a restart)"),
+                        _ => all,
                     }
                 } else {
                     format!("failed: {}", failed.join("; "))
@@ -510,7 +511,7 @@ mod tests {
         progress.feed(r#"{"result":{"c1":"completed","c2":"completed"}}"#);
         let verdict = progress.verdict(&Exit::Code(0), "");
         assert!(verdict.ok, "{verdict:?}");
-        assert_eq!(verdict.message, "completed");
+        assert_eq!(verdict.message, "all 2 components completed");
         // The same output with a non-zero exit fails, naming stderr's last line.
         let verdict = progress.verdict(&Exit::Code(3), "bmc unreachable");
         assert!(!verdict.ok);
