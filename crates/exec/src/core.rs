@@ -393,21 +393,18 @@ impl ExecCore {
             self.finish_unstarted(task_id, request, FAILED, &message);
             return None;
         }
-        // The durable mark that makes a second start impossible; without it, no spawn.
+        // The durable mark that makes a second start impossible; without it, no spawn (the
+        // task stays pending, retried with a capped backoff).
         let mut delay = Duration::from_millis(100);
         loop {
             let now = self.inner.clock.now().to_rfc3339();
             match self.inner.journal.set_task_status(task_id, STARTED, &now) {
                 Ok(()) => break,
-                Err(error) if delay < Duration::from_secs(30) => {
-                    tracing::warn!(%error, task = %task_id, "cannot journal the start; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
-                }
                 Err(error) => {
-                    tracing::error!(%error, task = %task_id,
-                        "cannot journal the start; the command is not started (a restart will)");
-                    return None;
+                    tracing::warn!(%error, task = %task_id,
+                        "cannot journal the start; the command waits until it can");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(10));
                 }
             }
         }
@@ -455,8 +452,10 @@ impl ExecCore {
         let mut reader = OutputReader::default();
         let timeout = self.inner.settings.timeout;
         let started_at = process.started_at.unwrap_or_else(|| self.inner.clock.now());
-        let deadline =
-            started_at + chrono::Duration::from_std(timeout).unwrap_or(chrono::Duration::MAX);
+        let deadline = chrono::Duration::from_std(timeout)
+            .ok()
+            .and_then(|limit| started_at.checked_add_signed(limit))
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
         let mut killed = false;
         let exit = loop {
             let exit = match &mut running {
