@@ -1,6 +1,7 @@
 //! [`Server`]: what `steward serve` (and `steward demo`) run — the runtime with the Core adapter
-//! a [`Config`] names (sim, Redfish or exec), the adapter's fleet imported into the inventory, and the HTTP API on a TCP
-//! listener — plus a clean shutdown (stop accepting, then let the reducer commit and stop).
+//! a [`Config`] names (sim, Redfish or exec), the adapter's fleet imported into the inventory,
+//! and the HTTP API on a TCP listener — plus a clean shutdown (stop accepting, then let the
+//! reducer commit and stop).
 //!
 //! Before it opens anything (the sim Core's journal, the database, its WAL) a server checks that
 //! the database is writable and takes the exclusive lock beside it ([`DbLock`]), held until the
