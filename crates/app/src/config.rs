@@ -157,6 +157,8 @@ pub enum Adapter {
     Sim,
     /// Real BMCs over DMTF Redfish (`[core.redfish]`, crate `steward-redfish`).
     Redfish,
+    /// The site's own commands (`[core.exec]`, crate `steward-exec`).
+    Exec,
 }
 
 /// The `[core]` table.
@@ -169,6 +171,8 @@ pub struct CoreSection {
     pub sim: toml::Table,
     /// Settings of the redfish adapter (`steward_redfish::RedfishConfig`), checked at start.
     pub redfish: toml::Table,
+    /// Settings of the exec adapter (`steward_exec::ExecConfig`), checked at start.
+    pub exec: toml::Table,
 }
 
 /// The `[planner]` table.
@@ -330,8 +334,23 @@ impl Config {
                 "must be at least 1 (omit it for no global limit)",
             ));
         }
-        if self.core.adapter == Adapter::Redfish {
-            self.redfish_settings()?;
+        if self.store.url.is_some() && self.core.adapter != Adapter::Sim {
+            // HA mode runs the sim Core journaling into PostgreSQL; a real adapter would be
+            // silently replaced by a simulation, so it is refused.
+            return Err(ConfigError::invalid(
+                "core.adapter",
+                "only the sim adapter runs with [store] url (PostgreSQL HA) so far; the redfish \
+                 and exec adapters journal in the SQLite database",
+            ));
+        }
+        match self.core.adapter {
+            Adapter::Redfish => {
+                self.redfish_settings()?;
+            }
+            Adapter::Exec => {
+                self.exec_settings()?;
+            }
+            Adapter::Sim => {}
         }
         StatusMapper::with_override(&self.phase_mapping)
             .map_err(|e| ConfigError::invalid("phase_mapping", e.to_string()))?;
@@ -359,6 +378,19 @@ impl Config {
         steward_redfish::RedfishConfig::from_table(self.core.redfish.clone())
             .and_then(|c| c.validate())
             .map_err(to_config)
+    }
+
+    /// The validated `[core.exec]` settings (every command checked; errors name the key, e.g.
+    /// `core.exec.power_on`).
+    pub fn exec_settings(&self) -> Result<steward_exec::Settings, ConfigError> {
+        steward_exec::ExecConfig::from_table(self.core.exec.clone())
+            .and_then(|c| c.validate())
+            .map_err(|e| match e {
+                steward_runtime::core::CoreError::InvalidConfig { field, message } => {
+                    ConfigError::invalid(field, message)
+                }
+                other => ConfigError::invalid("core.exec", other.to_string()),
+            })
     }
 
     fn validate_tokens(&self) -> Result<(), ConfigError> {
@@ -456,6 +488,18 @@ mod tests {
             Err(ConfigError::Invalid { key, .. }) => key,
             other => panic!("expected an invalid key, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn exec_adapter_errors_name_the_key() {
+        let exec = "[core]\nadapter = \"exec\"\n[core.exec]\nobserve = [\"/bin/sh\"]\n";
+        assert_eq!(invalid_key(exec), "core.exec.power_on");
+        let relative = format!("{exec}firmware_update = [\"flash.sh\"]\n");
+        assert_eq!(invalid_key(&relative), "core.exec.firmware_update");
+        let valid = format!("{exec}power_cycle = [\"/bin/sh\", \"-c\", \"exit 1\"]\n");
+        Config::from_toml_str(&valid).unwrap().validate().unwrap();
+        let ha = format!("[store]\nurl = \"postgres://steward@127.0.0.1/steward\"\n{valid}");
+        assert_eq!(invalid_key(&ha), "core.adapter");
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! [`Server`]: what `steward serve` (and `steward demo`) run — the runtime with a sim Core built
-//! from a [`Config`], the sim fleet imported into the inventory, and the HTTP API on a TCP
-//! listener — plus a clean shutdown (stop accepting, then let the reducer commit and stop).
+//! [`Server`]: what `steward serve` (and `steward demo`) run — the runtime with the Core adapter
+//! a [`Config`] names (sim, Redfish or exec), the adapter's fleet imported into the inventory,
+//! and the HTTP API on a TCP listener — plus a clean shutdown (stop accepting, then let the
+//! reducer commit and stop).
 //!
 //! Before it opens anything (the sim Core's journal, the database, its WAL) a server checks that
 //! the database is writable and takes the exclusive lock beside it ([`DbLock`]), held until the
@@ -13,6 +14,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use steward_exec::ExecCore;
 use steward_proto::InventoryUpsert;
 use steward_redfish::RedfishCore;
 use steward_runtime::Metrics;
@@ -154,8 +156,10 @@ impl Server {
     /// Validates `config`, starts the sim Core it describes, the runtime and the HTTP API.
     pub async fn start(config: &Config) -> Result<Server, ServeError> {
         config.validate()?;
-        if config.core.adapter == Adapter::Redfish {
-            return Self::start_with_redfish(config).await;
+        match config.core.adapter {
+            Adapter::Redfish => return Self::start_with_redfish(config).await,
+            Adapter::Exec => return Self::start_with_exec(config).await,
+            Adapter::Sim => {}
         }
         let sim = sim_config(config)?;
         Self::start_with_sim(config, sim).await
@@ -173,7 +177,29 @@ impl Server {
         let started = Started { core, clock, inventory: redfish.inventory(), sim: None, lock };
         let server = Self::start_with_core(config, started, None).await?;
         if config.import_core_inventory {
-            spawn_reimport(server.handle(), redfish, server.stop.clone());
+            let changes = redfish.inventory_changes();
+            let inventory = move || redfish.inventory();
+            spawn_reimport(server.handle(), changes, inventory, server.stop.clone());
+        }
+        Ok(server)
+    }
+
+    /// Starts with the exec adapter of `[core.exec]`: its journal lives in the same database,
+    /// its command files in `core.exec.work_dir`; the components its observe command reports
+    /// are imported at start and whenever it reports new ones.
+    async fn start_with_exec(config: &Config) -> Result<Server, ServeError> {
+        let settings = config.exec_settings()?;
+        let lock = preflight(config)?;
+        let clock: SharedClock = Arc::new(SystemClock);
+        let store = runtime_config(config)?.store;
+        let exec = ExecCore::start(settings, &config.db, &store, clock.clone()).await?;
+        let core: Arc<dyn Core> = Arc::new(exec.clone());
+        let started = Started { core, clock, inventory: exec.inventory(), sim: None, lock };
+        let server = Self::start_with_core(config, started, None).await?;
+        if config.import_core_inventory {
+            let changes = exec.inventory_changes();
+            let inventory = move || exec.inventory();
+            spawn_reimport(server.handle(), changes, inventory, server.stop.clone());
         }
         Ok(server)
     }
@@ -296,9 +322,14 @@ impl Server {
     }
 }
 
-/// Re-imports the Redfish inventory whenever discovery finds systems it did not know.
-fn spawn_reimport(handle: Handle, redfish: RedfishCore, stop: CancellationToken) {
-    let mut changes = redfish.inventory_changes();
+/// Re-imports an adapter's inventory (Redfish, exec) whenever it finds components it did not
+/// know (`changes` bumps).
+fn spawn_reimport(
+    handle: Handle,
+    mut changes: tokio::sync::watch::Receiver<u64>,
+    inventory: impl Fn() -> InventoryUpsert + Send + 'static,
+    stop: CancellationToken,
+) {
     changes.mark_unchanged();
     tokio::spawn(async move {
         loop {
@@ -307,8 +338,8 @@ fn spawn_reimport(handle: Handle, redfish: RedfishCore, stop: CancellationToken)
                 changed = changes.changed() => if changed.is_err() { return },
             }
             // Core-owned fields only, as at start: operator names and labels survive.
-            if let Err(error) = handle.import_core_inventory(redfish.inventory()).await {
-                tracing::warn!(%error, "could not import newly discovered Redfish systems");
+            if let Err(error) = handle.import_core_inventory(inventory()).await {
+                tracing::warn!(%error, "could not import newly discovered components");
             }
         }
     });
