@@ -52,6 +52,9 @@ pub struct RuntimeConfig {
     pub webhooks: Vec<WebhookConfig>,
     /// Site hooks runs may reference by name.
     pub hooks: Vec<HookConfig>,
+    /// Failed attempts after which a webhook delivery is parked (dead letter) until an admin
+    /// requeues it (default 20).
+    pub webhook_max_attempts: u32,
     /// Most inputs folded into one batch (one transaction).
     pub max_batch: usize,
     /// Input queue length.
@@ -77,6 +80,7 @@ impl RuntimeConfig {
             task_poll_interval: Duration::from_secs(1),
             webhooks: Vec::new(),
             hooks: Vec::new(),
+            webhook_max_attempts: crate::webhooks::DEFAULT_MAX_ATTEMPTS,
             max_batch: 1024,
             queue: 8192,
             commit_retry_deadline: Duration::from_secs(30),
@@ -331,9 +335,14 @@ impl Runtime {
         ];
         #[cfg(feature = "webhooks")]
         for webhook in config.webhooks {
+            let settings = webhooks::DeliverySettings {
+                max_attempts: config.webhook_max_attempts.max(1),
+                metrics: metrics.clone(),
+            };
             tasks.push(tokio::spawn(webhooks::deliver(
                 handle.clone(),
                 webhook,
+                settings,
                 clock.clone(),
                 stop.clone(),
             )));

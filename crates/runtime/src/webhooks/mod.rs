@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 #[cfg(feature = "webhooks")]
 mod delivery;
 #[cfg(feature = "webhooks")]
-pub(crate) use delivery::deliver;
+pub(crate) use delivery::{DeliverySettings, deliver};
 #[cfg(feature = "webhooks")]
 pub use delivery::signature;
 
@@ -24,6 +24,22 @@ pub struct WebhookConfig {
     /// Notification kinds to deliver (empty: all).
     #[serde(default)]
     pub events: Vec<String>,
+}
+
+/// Default for how many failed attempts park a delivery (config `webhook_max_attempts`).
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 20;
+
+/// One webhook as `GET /v1/webhooks` shows it: its name and events (never its URL or secret)
+/// and its delivery state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct WebhookView {
+    /// The webhook's name.
+    pub name: String,
+    /// Notification kinds it receives (empty: all).
+    pub events: Vec<String>,
+    /// Backlog, parked count, last success and last failure.
+    #[serde(flatten)]
+    pub stats: crate::store::WebhookStats,
 }
 
 impl WebhookConfig {
