@@ -21,6 +21,8 @@
 //! role = "operator"             # viewer | operator | admin
 //! sha256 = "<hex of sha256(token)>"
 //!
+//! webhook_max_attempts = 20      # failed attempts before a delivery is parked
+//!
 //! [[webhooks]]
 //! url = "http://127.0.0.1:9000/hook"
 //! secret = "s3cret"
@@ -225,6 +227,8 @@ pub struct Config {
     pub webhooks: Vec<WebhookEntry>,
     /// Site hooks runs may reference by name (see `hooks_config`).
     pub hooks: Vec<crate::hooks_config::HookEntry>,
+    /// Failed attempts after which a webhook delivery is parked until an admin requeues it.
+    pub webhook_max_attempts: u32,
     /// Overrides of the status tables.
     pub phase_mapping: PhaseMappingOverride,
     /// The site's service-state table (missing: the default table).
@@ -254,6 +258,7 @@ impl Default for Config {
             tokens: Vec::new(),
             webhooks: Vec::new(),
             hooks: Vec::new(),
+            webhook_max_attempts: steward_runtime::webhooks::DEFAULT_MAX_ATTEMPTS,
             phase_mapping: PhaseMappingOverride::default(),
             service_states: None,
             default_policy: None,
@@ -315,6 +320,7 @@ impl Config {
             ("sync_interval_ms", self.sync_interval_ms),
             ("task_poll_interval_ms", self.task_poll_interval_ms),
             ("commit_retry_deadline_ms", self.commit_retry_deadline_ms),
+            ("webhook_max_attempts", u64::from(self.webhook_max_attempts)),
         ] {
             if value == 0 {
                 return Err(ConfigError::invalid(key, "must be at least 1"));
@@ -532,6 +538,7 @@ mod tests {
         assert!(local.listen_addr().unwrap().ip().is_loopback());
         assert_eq!(invalid_key("listen = \"0.0.0.0:7070\""), "listen");
         assert_eq!(invalid_key("plan_interval_ms = 0"), "plan_interval_ms");
+        assert_eq!(invalid_key("webhook_max_attempts = 0"), "webhook_max_attempts");
         assert_eq!(
             invalid_key("[[tokens]]\nname = \"a\"\nrole = \"admin\"\nsha256 = \"abc\""),
             "tokens[0].sha256"

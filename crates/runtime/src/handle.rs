@@ -309,7 +309,11 @@ impl Handle {
 
     /// Requeues every parked delivery of webhook `name`; answers how many (404 when no webhook
     /// has that name).
-    pub async fn redeliver_webhook(&self, name: &str, initiator: &str) -> Result<u64, CommandError> {
+    pub async fn redeliver_webhook(
+        &self,
+        name: &str,
+        initiator: &str,
+    ) -> Result<u64, CommandError> {
         let command =
             Command::RedeliverWebhook { webhook: name.to_string(), initiator: initiator.into() };
         match self.command(command).await? {

@@ -103,6 +103,7 @@ pub fn runtime_config(config: &Config) -> Result<RuntimeConfig, ConfigError> {
     runtime.sync_interval = Duration::from_millis(config.sync_interval_ms);
     runtime.task_poll_interval = Duration::from_millis(config.task_poll_interval_ms);
     runtime.commit_retry_deadline = Duration::from_millis(config.commit_retry_deadline_ms);
+    runtime.webhook_max_attempts = config.webhook_max_attempts;
     runtime.webhooks = config
         .webhooks
         .iter()

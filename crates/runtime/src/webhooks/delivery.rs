@@ -68,11 +68,23 @@ impl FailureLog {
         let attempt = row.attempts.saturating_add(1);
         let suppressed = self.suppressed;
         if parked {
-            tracing::warn!(webhook, seq = row.seq, attempt, error, suppressed,
-                "webhook delivery parked after its last attempt; POST /v1/webhooks/{{name}}/redeliver requeues it");
+            tracing::warn!(
+                webhook,
+                seq = row.seq,
+                attempt,
+                error,
+                suppressed,
+                "webhook delivery parked after its last attempt; POST /v1/webhooks/{{name}}/redeliver requeues it"
+            );
         } else {
-            tracing::warn!(webhook, seq = row.seq, attempt, error, suppressed,
-                "webhook delivery failed; retrying with backoff");
+            tracing::warn!(
+                webhook,
+                seq = row.seq,
+                attempt,
+                error,
+                suppressed,
+                "webhook delivery failed; retrying with backoff"
+            );
         }
         self.last = Some(now);
         self.suppressed = 0;

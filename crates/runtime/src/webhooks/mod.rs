@@ -6,9 +6,9 @@ use serde::{Deserialize, Serialize};
 #[cfg(feature = "webhooks")]
 mod delivery;
 #[cfg(feature = "webhooks")]
-pub(crate) use delivery::{DeliverySettings, deliver};
-#[cfg(feature = "webhooks")]
 pub use delivery::signature;
+#[cfg(feature = "webhooks")]
+pub(crate) use delivery::{DeliverySettings, deliver};
 
 /// One configured webhook.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
