@@ -115,9 +115,9 @@ async fn failing_deliveries_are_visible_parked_and_redelivered() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let metrics = loop {
         let text = admin.get("/metrics").await.body.as_str().unwrap_or_default().to_string();
-        if text.contains("steward_webhook_parked{webhook=\"ops\"} 0")
-            || tokio::time::Instant::now() > deadline
-        {
+        let settled = text.contains("steward_webhook_parked{webhook=\"ops\"} 0")
+            && text.contains("steward_webhook_backlog{webhook=\"ops\"} 0");
+        if settled || tokio::time::Instant::now() > deadline {
             break text;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -300,7 +300,7 @@ impl Handle {
     }
 
     /// Every configured webhook with its backlog, parked count and last success and failure.
-    pub async fn webhooks(&self) -> Result<Vec<crate::webhooks::WebhookView>, CommandError> {
+    pub async fn webhooks(&self) -> Result<Vec<crate::protocol::WebhookView>, CommandError> {
         match self.query(Query::Webhooks).await? {
             QueryReply::Webhooks(views) => Ok(views),
             other => Err(unexpected_query(other)),

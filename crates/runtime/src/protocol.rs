@@ -5,8 +5,7 @@
 //! and the webhook workers all import this module; it imports none of them.
 
 use crate::core::{CoreError, SubmitOutcome, TaskReport, TaskRequest};
-use crate::store::OutboxRow;
-use crate::webhooks::WebhookView;
+use crate::store::{OutboxRow, WebhookStats};
 use serde::{Deserialize, Serialize};
 use steward_proto::{
     ComponentId, ComponentKind, ComponentView, CreateRunRequest, EventRecord, HistoryEntry,
@@ -412,6 +411,19 @@ impl QueryReply {
             QueryReply::Webhooks(_) => "webhooks",
         }
     }
+}
+
+/// One webhook as `GET /v1/webhooks` shows it: its name and events (never its URL or secret)
+/// and its delivery state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct WebhookView {
+    /// The webhook's name.
+    pub name: String,
+    /// Notification kinds it receives (empty: all).
+    pub events: Vec<String>,
+    /// Backlog, parked count, last success and last failure.
+    #[serde(flatten)]
+    pub stats: WebhookStats,
 }
 
 /// Work that may only start after the batch recording its intent has committed: the Core calls

@@ -4,9 +4,8 @@
 
 use super::commands::not_found;
 use super::{Batch, Reducer};
-use crate::protocol::{CommandError, QueryReply, Reply};
+use crate::protocol::{CommandError, QueryReply, Reply, WebhookView};
 use crate::store::OutboxAck;
-use crate::webhooks::WebhookView;
 
 impl Reducer {
     /// Parks outbox row `id` of `webhook` (its last allowed attempt failed).

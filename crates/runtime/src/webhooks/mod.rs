@@ -29,19 +29,6 @@ pub struct WebhookConfig {
 /// Default for how many failed attempts park a delivery (config `webhook_max_attempts`).
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 20;
 
-/// One webhook as `GET /v1/webhooks` shows it: its name and events (never its URL or secret)
-/// and its delivery state.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct WebhookView {
-    /// The webhook's name.
-    pub name: String,
-    /// Notification kinds it receives (empty: all).
-    pub events: Vec<String>,
-    /// Backlog, parked count, last success and last failure.
-    #[serde(flatten)]
-    pub stats: crate::store::WebhookStats,
-}
-
 impl WebhookConfig {
     /// Whether this webhook subscribes to `kind`.
     pub fn wants(&self, kind: &str) -> bool {
