@@ -43,3 +43,23 @@ impl SiteTables {
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_log_written_before_conflict_rules_were_recorded_still_decodes() {
+        let old = r#"{"default_policy":null,"service_states":null}"#;
+        let tables: SiteTables = serde_json::from_str(old).unwrap();
+        assert_eq!(tables.conflict_rules, None, "None: the built-in rules");
+        let rule = r#"{"conflict_rules":[{"name":"all","verdict":"compatible"}]}"#;
+        let tables: SiteTables = serde_json::from_str(rule).unwrap();
+        let rules = tables.conflict_rules.clone().unwrap();
+        assert_eq!((rules[0].name.as_str(), rules[0].verdict), ("all", crate::Verdict::Compatible));
+        let back = serde_json::to_string(&tables).unwrap();
+        assert_eq!(serde_json::from_str::<SiteTables>(&back).unwrap(), tables);
+        assert!(!serde_json::to_string(&SiteTables::default()).unwrap().contains("conflict_rules"));
+    }
+}
