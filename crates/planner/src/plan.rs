@@ -252,8 +252,7 @@ pub fn plan(fleet: &Fleet, config: &PlannerConfig, now: Timestamp) -> Plan {
     }
     // Step 8 for every run at once. A run that pauses in the walk (readiness timeout) claims
     // nothing, so the pass starts over without it: the slots it took go to the others.
-    loop {
-        let Some(position) = dispatch(&ctx, &mut walks) else { break };
+    while let Some(position) = dispatch(&ctx, &mut walks) {
         let walk = walks.remove(position);
         let index = walk.index;
         walk.into_pause(&mut outs[index]);
