@@ -486,6 +486,7 @@ fn prepare_run<'a>(
         open_waves_size: open_waves.last().map_or(0, |w| w.size),
         lease_until,
         pending,
+        ids: fleet.run_targets.get(&run.id),
         reclaims,
         examined_blocked,
         keys: None,
@@ -522,6 +523,8 @@ struct Walk<'a> {
     open_waves_size: u32,
     lease_until: Timestamp,
     pending: Option<&'a BTreeSet<PendingKey>>,
+    /// The run's targets by position (`PendingKey.1`).
+    ids: Option<&'a Vec<TargetId>>,
     /// Step 7's re-claims of blocked targets.
     reclaims: Vec<Action>,
     examined_blocked: u32,
@@ -592,9 +595,10 @@ impl<'a> Walk<'a> {
             if let Some(keys) = self.keys.as_mut() {
                 keys.next();
             }
-            let ids = ctx.fleet.run_targets.get(&run.id);
-            let Some(target) =
-                ids.and_then(|ids| ids.get(key.1 as usize)).and_then(|id| self.targets.get(id))
+            let Some(target) = self
+                .ids
+                .and_then(|ids| ids.get(key.1 as usize))
+                .and_then(|id| self.targets.get(id))
             else {
                 continue;
             };
