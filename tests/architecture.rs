@@ -1,6 +1,6 @@
 //! Architecture checks that read the source tree: no module cycle in any crate (between the
 //! top-level modules of each crate's `src/`), and the engine's manifest keeps the binary's
-//! dependencies out.
+//! dependencies out, and ARCHITECTURE.md's code map names every module file.
 
 #![allow(clippy::unwrap_used)] // A test: a missing file is a failure.
 
@@ -174,4 +174,37 @@ fn the_engine_manifest_keeps_binary_dependencies_out() {
             .unwrap_or_else(|| panic!("{optional} is a dependency of the engine"));
         assert!(line.contains("optional = true"), "{optional} must sit behind a feature: {line}");
     }
+}
+
+/// The name ARCHITECTURE.md must mention for a module file: its stem, or its folder's name
+/// for `mod.rs`; `lib.rs` and `main.rs` are the crates themselves.
+fn module_name(file: &Path) -> Option<String> {
+    let stem = file.file_stem()?.to_str()?;
+    match stem {
+        "lib" | "main" => None,
+        "mod" => Some(file.parent()?.file_name()?.to_str()?.to_string()),
+        _ => Some(stem.to_string()),
+    }
+}
+
+#[test]
+fn the_code_map_names_every_module() {
+    let architecture = fs::read_to_string(workspace().join("ARCHITECTURE.md")).unwrap();
+    let mut missing = Vec::new();
+    let mut checked = 0;
+    for entry in fs::read_dir(workspace().join("crates")).unwrap() {
+        let src = entry.unwrap().path().join("src");
+        if !src.is_dir() {
+            continue;
+        }
+        for file in rust_files(&src) {
+            let Some(name) = module_name(&file) else { continue };
+            checked += 1;
+            if !architecture.contains(&name) {
+                missing.push(file.strip_prefix(workspace()).unwrap().display().to_string());
+            }
+        }
+    }
+    assert!(checked > 40, "expected the workspace's modules, found {checked}");
+    assert!(missing.is_empty(), "ARCHITECTURE.md's code map does not name: {missing:?}");
 }

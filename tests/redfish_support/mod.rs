@@ -1,6 +1,7 @@
 //! Test fixture for the Redfish adapter: sushy-emulator processes started by the tests (free
 //! loopback ports, each with its own state directory), their request logs, and the rule for a
-//! machine without the tool (skip with a clear message, or fail with STEWARD_REQUIRE_TOOLS=1).
+//! machine without the tool (skip with a clear message, or fail with STEWARD_REQUIRE_TOOLS=1),
+//! and https emulators (`--ssl-certificate`/`--ssl-key`) for the TLS tests.
 //! Nothing is installed here: `sushy-emulator` must be on PATH (`.ci/run` puts a venv there).
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
@@ -41,6 +42,19 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// How an emulator is started beyond its systems.
+#[derive(Default)]
+struct Options<'a> {
+    /// With `tests/fixtures/sushy_versions.py`.
+    versioned: bool,
+    /// With basic auth (admin / password).
+    auth: bool,
+    /// https with (certificate, key).
+    tls: Option<(&'a Path, &'a Path)>,
+    /// A fixed port.
+    port: Option<u16>,
+}
+
 /// One running emulator.
 pub struct Emulator {
     child: Option<Child>,
@@ -68,6 +82,25 @@ impl Emulator {
         versioned: bool,
         auth: bool,
     ) -> Emulator {
+        let options = Options { versioned, auth, ..Options::default() };
+        Self::start_full(dir, tag, systems, power, options)
+    }
+
+    /// An emulator serving https with `tls` = (certificate PEM file, key PEM file), on `port`
+    /// when given (a BMC restarted with another certificate), else on a free port.
+    pub fn start_tls(
+        dir: &Path,
+        tag: u32,
+        systems: u32,
+        tls: (&Path, &Path),
+        port: Option<u16>,
+    ) -> Emulator {
+        let options = Options { tls: Some(tls), port, ..Options::default() };
+        Self::start_full(dir, tag, systems, "On", options)
+    }
+
+    fn start_full(dir: &Path, tag: u32, systems: u32, power: &str, options: Options) -> Emulator {
+        let Options { versioned, auth, tls, port } = options;
         std::fs::create_dir_all(dir).unwrap();
         let uuids: Vec<String> =
             (1..=systems).map(|n| format!("{tag:08x}-0000-4000-8000-{n:012x}")).collect();
@@ -93,7 +126,7 @@ impl Emulator {
             ));
         }
         std::fs::write(&config, text).unwrap();
-        let port = free_port();
+        let port = port.unwrap_or_else(free_port);
         let log = dir.join("requests.log");
         let exe = sushy().expect("sushy-emulator on PATH");
         let mut command = if versioned {
@@ -107,6 +140,9 @@ impl Emulator {
         } else {
             Command::new(exe)
         };
+        if let Some((cert, key)) = tls {
+            command.arg("--ssl-certificate").arg(cert).arg("--ssl-key").arg(key);
+        }
         let child = command
             .arg("--config")
             .arg(&config)
@@ -116,10 +152,40 @@ impl Emulator {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let emulator =
-            Emulator { child: Some(child), url: format!("http://127.0.0.1:{port}"), uuids, log };
-        emulator.wait_up();
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://127.0.0.1:{port}");
+        let emulator = Emulator { child: Some(child), url, uuids, log };
+        if tls.is_some() {
+            emulator.wait_listening();
+        } else {
+            emulator.wait_up();
+        }
         emulator
+    }
+
+    /// Waits until the port accepts connections (an https emulator, which the plain-HTTP
+    /// helpers here cannot read).
+    fn wait_listening(&self) {
+        let addr = self.url.trim_start_matches("https://");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(addr).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("sushy-emulator at {} did not come up", self.url);
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.url.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or_default()
+    }
+
+    /// How many requests for `path` (any method) the request log shows.
+    pub fn requests(&self, path: &str) -> usize {
+        let needle = format!(" {path} HTTP");
+        std::fs::read_to_string(&self.log).unwrap_or_default().matches(&needle).count()
     }
 
     fn wait_up(&self) {

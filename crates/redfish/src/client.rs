@@ -5,12 +5,11 @@
 //! GETs are never retried here (the next poll is the retry); POSTs are never retried at all:
 //! after an ambiguous failure the caller reads state instead (see `ops`).
 
-use crate::config::Secret;
+use crate::config::{Secret, Settings};
 use reqwest::StatusCode;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::Semaphore;
 
 /// A `{"@odata.id": ...}` link.
@@ -156,6 +155,9 @@ pub enum BmcError {
     /// The connection failed (refused, reset, DNS).
     #[error("connection failed: {0}")]
     Connect(String),
+    /// The TLS handshake failed (certificate not trusted, wrong host name, not TLS at all).
+    #[error("TLS handshake failed: {0}")]
+    Tls(String),
     /// Any other HTTP error, with the BMC's message.
     #[error("HTTP {status}: {message}")]
     Http {
@@ -172,7 +174,7 @@ pub enum BmcError {
 impl BmcError {
     /// Whether the endpoint should back off (no answer at all).
     pub fn is_unreachable(&self) -> bool {
-        matches!(self, BmcError::Timeout(_) | BmcError::Connect(_))
+        matches!(self, BmcError::Timeout(_) | BmcError::Connect(_) | BmcError::Tls(_))
     }
 }
 
@@ -185,6 +187,16 @@ pub struct PostReply {
     pub location: Option<String>,
 }
 
+/// What a task monitor answered: 202 while the task runs; once it ends, the operation's own
+/// answer (any other 2xx) or, on BMCs whose monitor is the Task resource, the Task itself.
+#[derive(Clone, Debug)]
+pub struct MonitorReply {
+    /// Status code.
+    pub status: u16,
+    /// The Task, when the body is one (it has a `TaskState`).
+    pub task: Option<Task>,
+}
+
 /// One endpoint's client.
 #[derive(Clone, Debug)]
 pub struct Bmc {
@@ -195,18 +207,26 @@ pub struct Bmc {
     permits: Arc<Semaphore>,
 }
 
-/// Builds the shared HTTP client.
-pub fn http_client(
-    timeout: Duration,
-    connect_timeout: Duration,
-    pool: usize,
-) -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(connect_timeout)
-        .pool_max_idle_per_host(pool)
-        .build()
-        .map_err(|e| e.to_string())
+/// Builds the shared HTTP client: timeouts, pool, and TLS from `settings` (the `ca_file`
+/// certificates instead of the built-in roots, or no verification when `insecure_skip_verify`).
+pub fn http_client(settings: &Settings) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder()
+        .timeout(settings.timeout)
+        .connect_timeout(settings.connect_timeout)
+        .pool_max_idle_per_host(settings.max_in_flight);
+    if !settings.ca_certs.is_empty() {
+        builder = builder.tls_built_in_root_certs(false);
+        for cert in &settings.ca_certs {
+            builder = builder.add_root_certificate(cert.clone());
+        }
+    }
+    if settings.insecure_skip_verify {
+        tracing::warn!(
+            "core.redfish.insecure_skip_verify = true: BMC TLS certificates are not verified"
+        );
+        builder = builder.danger_accept_invalid_certs(true);
+    }
+    builder.build().map_err(|e| error_chain(&e))
 }
 
 impl Bmc {
@@ -244,13 +264,16 @@ impl Bmc {
         serde_json::from_slice(&bytes).map_err(|e| BmcError::Protocol(format!("{path}: {e}")))
     }
 
-    /// GETs a task monitor: `Ok(None)` while it answers 202 without a body worth reading.
-    pub async fn get_task(&self, path: &str) -> Result<Option<Task>, BmcError> {
+    /// GETs a task monitor (or a Task resource): its status code and the Task it returned, if
+    /// the body is one.
+    pub async fn get_task(&self, path: &str) -> Result<MonitorReply, BmcError> {
         let _permit = self.permits.acquire().await.map_err(|e| BmcError::Connect(e.to_string()))?;
         let request = self.http.get(self.url(path)).header("OData-Version", "4.0");
         let response = check(self.send(request, path).await?, path).await?;
+        let status = response.status().as_u16();
         let bytes = response.bytes().await.map_err(|e| transport(&e, path))?;
-        Ok(serde_json::from_slice(&bytes).ok())
+        let task = serde_json::from_slice::<Task>(&bytes).ok().filter(|t| t.task_state.is_some());
+        Ok(MonitorReply { status, task })
     }
 
     /// POSTs `body` once. Never retried.
@@ -281,8 +304,35 @@ impl Bmc {
 
 fn transport(error: &reqwest::Error, path: &str) -> BmcError {
     // reqwest's messages name the URL, never the Authorization header.
-    let text = format!("{path}: {}", error_chain(error));
-    if error.is_timeout() { BmcError::Timeout(text) } else { BmcError::Connect(text) }
+    let chain = error_chain(error);
+    let text = format!("{path}: {chain}");
+    if error.is_timeout() {
+        BmcError::Timeout(text)
+    } else if error.is_connect() && is_tls(&chain) {
+        // Short (component reasons are cut at 200 bytes): rustls's own words, then what to check.
+        BmcError::Tls(format!("{}; check core.redfish.ca_file", innermost(error)))
+    } else {
+        BmcError::Connect(text)
+    }
+}
+
+/// Whether a connect error's text is rustls refusing the handshake (its messages are stable:
+/// "invalid peer certificate: ...", "received fatal alert: ...", "received corrupt message ...").
+fn is_tls(chain: &str) -> bool {
+    ["certificate", "fatal alert", "corrupt message", "HandshakeFailure", "InvalidContentType"]
+        .iter()
+        .any(|needle| chain.contains(needle))
+}
+
+/// The last error of the source chain (rustls's message for a refused handshake).
+fn innermost(error: &dyn std::error::Error) -> String {
+    let mut last = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        last = inner.to_string();
+        source = inner.source();
+    }
+    last
 }
 
 fn error_chain(error: &dyn std::error::Error) -> String {

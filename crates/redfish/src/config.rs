@@ -3,6 +3,11 @@
 //! Validation happens once, at start, and every error names its key (`core.redfish.endpoints[1].url`).
 //! Passwords come from a file or an environment variable, never inline; the loaded password lives
 //! in a [`Secret`] whose `Debug` prints nothing, so no log or error can carry it.
+//!
+//! TLS: `https://` endpoints are verified against `ca_file` when it is set (its certificates
+//! replace the built-in web roots), otherwise against the built-in web roots (webpki-roots, for
+//! BMCs with publicly signed certificates). `insecure_skip_verify = true` turns verification off
+//! and is honoured only when written explicitly; it contradicts `ca_file`.
 
 use crate::mapping::StateRule;
 use serde::Deserialize;
@@ -27,9 +32,9 @@ pub struct RedfishConfig {
     pub password_env: Option<String>,
     /// Refused: passwords are never written inline. Present only to name the key in the error.
     pub password: Option<toml_free::Ignored>,
-    /// PEM file of the BMCs' CA (https endpoints).
+    /// PEM file of the BMCs' CA (https endpoints); replaces the built-in roots.
     pub ca_file: Option<PathBuf>,
-    /// Skip TLS verification; only when set explicitly.
+    /// Skip TLS certificate verification; only when set explicitly.
     #[serde(default)]
     pub insecure_skip_verify: bool,
     /// Per-request timeout in milliseconds (connect timeout: the smaller of this and 3 s).
@@ -117,6 +122,10 @@ pub struct Settings {
     pub connect_timeout: Duration,
     /// Requests in flight over all endpoints.
     pub max_in_flight: usize,
+    /// The certificates of `ca_file` (empty: the built-in web roots).
+    pub ca_certs: Vec<reqwest::Certificate>,
+    /// Accept any certificate (`insecure_skip_verify = true`, set explicitly).
+    pub insecure_skip_verify: bool,
     /// Power settle limit.
     pub power_settle: Duration,
     /// Firmware limit.
@@ -163,7 +172,7 @@ impl RedfishConfig {
             return Err(invalid("username", "must not be empty"));
         }
         let password = self.load_password()?;
-        self.validate_tls()?;
+        let ca_certs = self.validate_tls()?;
         let timeout_ms = self.timeout_ms.unwrap_or(10_000);
         if !(100..=600_000).contains(&timeout_ms) {
             return Err(invalid("timeout_ms", "must be between 100 and 600000"));
@@ -195,6 +204,8 @@ impl RedfishConfig {
             timeout,
             connect_timeout: timeout.min(Duration::from_secs(3)),
             max_in_flight,
+            ca_certs,
+            insecure_skip_verify: self.insecure_skip_verify,
             power_settle: Duration::from_secs(settle),
             firmware_timeout: Duration::from_secs(firmware),
             firmware_image_uri: self.firmware_image_uri.clone(),
@@ -229,29 +240,27 @@ impl RedfishConfig {
         }
     }
 
-    fn validate_tls(&self) -> Result<(), CoreError> {
-        if let Some(path) = &self.ca_file {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| invalid("ca_file", format!("cannot read {}: {e}", path.display())))?;
-            if !text.contains("-----BEGIN CERTIFICATE-----") {
-                return Err(invalid(
-                    "ca_file",
-                    format!("{} holds no PEM certificate", path.display()),
-                ));
-            }
-        }
-        let https = self.endpoints.iter().position(|e| e.url.starts_with("https://"));
-        if let Some(index) = https {
-            return Err(invalid(
-                &format!("endpoints[{index}].url"),
-                "https endpoints need TLS, which this build does not include yet; \
-                 use http:// (e.g. through a TLS-terminating proxy on loopback)",
-            ));
-        }
+    /// Loads `ca_file` (every certificate in it, checked by building a client with them).
+    fn validate_tls(&self) -> Result<Vec<reqwest::Certificate>, CoreError> {
         if self.insecure_skip_verify && self.ca_file.is_some() {
             return Err(invalid("insecure_skip_verify", "contradicts ca_file; set one of them"));
         }
-        Ok(())
+        let Some(path) = &self.ca_file else { return Ok(Vec::new()) };
+        let pem = std::fs::read(path)
+            .map_err(|e| invalid("ca_file", format!("cannot read {}: {e}", path.display())))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| invalid("ca_file", format!("{}: {e}", path.display())))?;
+        if certs.is_empty() {
+            return Err(invalid("ca_file", format!("{} holds no PEM certificate", path.display())));
+        }
+        let mut probe = reqwest::Client::builder().tls_built_in_root_certs(false);
+        for cert in &certs {
+            probe = probe.add_root_certificate(cert.clone());
+        }
+        probe.build().map_err(|e| {
+            invalid("ca_file", format!("{}: unusable certificate: {e}", path.display()))
+        })?;
+        Ok(certs)
     }
 
     fn validate_endpoints(&self) -> Result<Vec<Endpoint>, CoreError> {
@@ -263,11 +272,12 @@ impl RedfishConfig {
         for (index, endpoint) in self.endpoints.iter().enumerate() {
             let key = |field: &str| format!("endpoints[{index}].{field}");
             let url = endpoint.url.trim_end_matches('/');
-            let rest = url.strip_prefix("http://").unwrap_or("");
+            let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
+            let rest = rest.unwrap_or("");
             if rest.is_empty() || rest.contains(char::is_whitespace) || rest.contains('@') {
                 return Err(invalid(
                     &key("url"),
-                    format!("{:?} must be http://HOST[:PORT] without credentials", endpoint.url),
+                    format!("{:?} must be http(s)://HOST[:PORT] without credentials", endpoint.url),
                 ));
             }
             if !seen.insert(url.to_string()) {
@@ -339,11 +349,30 @@ mod tests {
         assert_eq!(settings.endpoints[0].kind, ComponentKind::Compute);
         assert_eq!(field(parse(&head)), "core.redfish.endpoints");
         let https = "[[endpoints]]\nurl = \"https://10.0.0.1\"\nrack = \"r1\"\n";
-        assert_eq!(field(parse(&format!("{head}{https}"))), "core.redfish.endpoints[0].url");
+        assert!(parse(&format!("{head}{https}")).is_ok(), "https endpoints are accepted");
+        let ftp = "[[endpoints]]\nurl = \"ftp://10.0.0.1\"\nrack = \"r1\"\n";
+        assert_eq!(field(parse(&format!("{head}{ftp}"))), "core.redfish.endpoints[0].url");
         let bad_rack = "[[endpoints]]\nurl = \"http://10.0.0.1\"\nrack = \"a b\"\n";
         assert_eq!(field(parse(&format!("{head}{bad_rack}"))), "core.redfish.endpoints[0].rack");
         let ca = format!("{head}ca_file = \"/nonexistent/ca.pem\"\n{ENDPOINT}");
         assert_eq!(field(parse(&ca)), "core.redfish.ca_file");
+        let not_pem = dir.path().join("not.pem");
+        std::fs::write(&not_pem, "hello\n").unwrap();
+        let ca = format!("{head}ca_file = {:?}\n{ENDPOINT}", not_pem.display().to_string());
+        assert_eq!(field(parse(&ca)), "core.redfish.ca_file");
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(&garbage, "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+            .unwrap();
+        let ca = format!("{head}ca_file = {:?}\n{ENDPOINT}", garbage.display().to_string());
+        assert_eq!(field(parse(&ca)), "core.redfish.ca_file");
+        let both = format!(
+            "{head}ca_file = {:?}\ninsecure_skip_verify = true\n{ENDPOINT}",
+            garbage.display().to_string()
+        );
+        assert_eq!(field(parse(&both)), "core.redfish.insecure_skip_verify");
+        let insecure = format!("{head}insecure_skip_verify = true\n{ENDPOINT}");
+        assert!(parse(&insecure).unwrap().insecure_skip_verify);
+        assert!(!settings.insecure_skip_verify, "off unless written");
         let timeout = format!("{head}timeout_ms = 0\n{ENDPOINT}");
         assert_eq!(field(parse(&timeout)), "core.redfish.timeout_ms");
     }

@@ -7,6 +7,12 @@
 //! only when every step of the previous one succeeded. Status is read back from the journal, so
 //! `find_task` and `task_status` answer the same after a restart; unfinished tasks resume at
 //! start, where every step verifies what it may already have sent (see `ops`).
+//!
+//! `cancel` marks the task: no step starts after it, a step that has not sent its first request
+//! ends `terminated` without sending it, and a step whose request already left finishes (its
+//! result verified as usual); the task then reports `terminated`. The mark lives in memory only:
+//! after a restart an unfinished cancelled task resumes like any other (every step verifies what
+//! it may already have sent) until it is cancelled again.
 
 use crate::client::{Bmc, http_client};
 use crate::config::Settings;
@@ -86,11 +92,10 @@ impl RedfishCore {
             path: journal_path.clone(),
             message: e.to_string(),
         })?;
-        let http = http_client(settings.timeout, settings.connect_timeout, settings.max_in_flight)
-            .map_err(|message| CoreError::InvalidConfig {
-                field: "core.redfish".into(),
-                message,
-            })?;
+        let http = http_client(&settings).map_err(|message| CoreError::InvalidConfig {
+            field: "core.redfish".into(),
+            message,
+        })?;
         let permits = Arc::new(Semaphore::new(settings.max_in_flight));
         let endpoints = settings
             .endpoints
@@ -248,7 +253,7 @@ impl RedfishCore {
             if group.is_empty() {
                 continue;
             }
-            if let Some(reason) = blocked.clone().or_else(|| self.cancel_reason(task_id)) {
+            if let Some(reason) = self.cancel_reason(task_id).or_else(|| blocked.clone()) {
                 for component in group {
                     self.finish_unstarted(task_id, component, &state, &reason);
                 }
@@ -259,17 +264,18 @@ impl RedfishCore {
             )
             .await;
             if results.iter().any(|ok| !ok) {
-                blocked = Some(format!("not started: a {kind} step of this task failed"));
+                blocked = Some(format!("not started: a {kind} step of this task did not succeed"));
             }
         }
         self.final_status(task_id)
     }
 
     fn cancel_reason(&self, task_id: &str) -> Option<String> {
-        self.lock_active()
-            .cancelled
-            .contains(task_id)
-            .then(|| "not started: the task was cancelled".to_string())
+        self.is_cancelled(task_id).then(|| "not started: the task was cancelled".to_string())
+    }
+
+    fn is_cancelled(&self, task_id: &str) -> bool {
+        self.lock_active().cancelled.contains(task_id)
     }
 
     fn finish_unstarted(
@@ -340,6 +346,13 @@ impl RedfishCore {
             self.write_step(task_id, component, DONE, &data);
             return true;
         }
+        if data.sent.is_empty()
+            && let Some(reason) = self.cancel_reason(task_id)
+        {
+            data.message = reason;
+            self.write_step(task_id, component, TERMINATED, &data);
+            return false;
+        }
         self.write_step(task_id, component, RUNNING, &data);
         let outcome = self.step(task_id, &system, operation, &mut data).await;
         let (state, ok) = match outcome {
@@ -350,6 +363,10 @@ impl RedfishCore {
             Outcome::Failed(message) => {
                 data.message = message;
                 (FAILED, false)
+            }
+            Outcome::Cancelled(message) => {
+                data.message = message;
+                (TERMINATED, false)
             }
         };
         self.write_step(task_id, component, state, &data);
@@ -368,6 +385,7 @@ impl RedfishCore {
         };
         let component = system.spec.id.clone();
         let journal = |d: &StepData| self.try_write_step(task_id, &component, RUNNING, d);
+        let cancelled = || self.is_cancelled(task_id);
         let ctx = StepContext {
             system,
             endpoint,
@@ -375,6 +393,7 @@ impl RedfishCore {
             firmware_timeout: self.inner.settings.firmware_timeout,
             image_uri: self.inner.settings.firmware_image_uri.as_deref(),
             journal: &journal,
+            cancelled: &cancelled,
         };
         run_step(&ctx, operation, data).await
     }

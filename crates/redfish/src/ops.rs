@@ -4,8 +4,13 @@
 //! step is committed to the journal. A step that finds an action already in `sent` (a crash or
 //! an ambiguous failure after that commit) never sends it again: it reads `PowerState` or the
 //! version and decides from what the BMC shows.
+//!
+//! Cancel is checked before a step's first request: a step that has sent nothing when its task is
+//! cancelled ends `Cancelled` without sending anything; a step that already sent a request is in
+//! flight and finishes (a `power_cycle` done as ForceOff then On still sends its On, so a cancel
+//! never leaves a machine off half-way through a cycle).
 
-use crate::client::{ActionInfo, Bmc, BmcError, ComputerSystem};
+use crate::client::{ActionInfo, Bmc, BmcError, ComputerSystem, MonitorReply};
 use crate::fleet::{EndpointState, SystemRef};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
@@ -36,6 +41,29 @@ pub enum Outcome {
     Done(String),
     /// It does not; the BMC's message.
     Failed(String),
+    /// The task was cancelled before the step sent anything; nothing was sent.
+    Cancelled(String),
+}
+
+/// Why a step stopped early.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Stop {
+    /// It failed, with the BMC's message.
+    Failed(String),
+    /// The task was cancelled before its first request left.
+    Cancelled(String),
+}
+
+impl From<String> for Stop {
+    fn from(message: String) -> Self {
+        Stop::Failed(message)
+    }
+}
+
+impl From<&str> for Stop {
+    fn from(message: &str) -> Self {
+        Stop::Failed(message.to_string())
+    }
 }
 
 /// What a step needs: the system, its endpoint, limits and a way to journal.
@@ -52,6 +80,8 @@ pub struct StepContext<'a> {
     pub image_uri: Option<&'a str>,
     /// Journals `data` (committed when it returns `Ok`).
     pub journal: &'a (dyn Fn(&StepData) -> Result<(), String> + Send + Sync),
+    /// Whether the task has been cancelled (checked before the step's first request).
+    pub cancelled: &'a (dyn Fn() -> bool + Send + Sync),
 }
 
 impl StepContext<'_> {
@@ -64,14 +94,18 @@ impl StepContext<'_> {
     }
 
     /// Records `action` as sent, then sends it (once). Errors after the journal write are
-    /// returned for the caller to verify, never to retry.
+    /// returned for the caller to verify, never to retry. The step's first request is not sent
+    /// when the task has been cancelled.
     async fn send_once(
         &self,
         data: &mut StepData,
         action: &str,
         path: &str,
         body: serde_json::Value,
-    ) -> Result<Result<crate::client::PostReply, BmcError>, String> {
+    ) -> Result<Result<crate::client::PostReply, BmcError>, Stop> {
+        if data.sent.is_empty() && (self.cancelled)() {
+            return Err(Stop::Cancelled(format!("cancelled before {action} was sent")));
+        }
         data.sent.push(action.to_string());
         (self.journal)(data)?;
         Ok(self.bmc().post(path, &body).await)
@@ -92,7 +126,8 @@ pub async fn run_step(
     };
     match result {
         Ok(message) => Outcome::Done(message),
-        Err(message) => Outcome::Failed(message),
+        Err(Stop::Failed(message)) => Outcome::Failed(message),
+        Err(Stop::Cancelled(message)) => Outcome::Cancelled(message),
     }
 }
 
@@ -137,7 +172,7 @@ async fn power_to(
     data: &mut StepData,
     target: &str,
     candidates: &[&str],
-) -> Result<String, String> {
+) -> Result<String, Stop> {
     let system = ctx.read().await.map_err(|e| e.to_string())?;
     if data.sent.iter().any(|a| candidates.contains(&a.as_str())) {
         return wait_power(ctx, target, "verified after an earlier attempt (not re-sent)").await;
@@ -158,7 +193,7 @@ async fn reset(
     data: &mut StepData,
     path: &str,
     action: &str,
-) -> Result<(), String> {
+) -> Result<(), Stop> {
     let body = serde_json::json!({ "ResetType": action });
     match ctx.send_once(data, action, path, body).await? {
         Ok(_) => Ok(()),
@@ -167,12 +202,14 @@ async fn reset(
                 "reset outcome unknown; verifying, not re-sending");
             Ok(())
         }
-        Err(BmcError::Unsupported(message)) => Err(format!("{action} not supported: {message}")),
-        Err(error) => Err(format!("{action} refused: {error}")),
+        Err(BmcError::Unsupported(message)) => {
+            Err(format!("{action} not supported: {message}").into())
+        }
+        Err(error) => Err(format!("{action} refused: {error}").into()),
     }
 }
 
-async fn power_cycle(ctx: &StepContext<'_>, data: &mut StepData) -> Result<String, String> {
+async fn power_cycle(ctx: &StepContext<'_>, data: &mut StepData) -> Result<String, Stop> {
     let single = ["PowerCycle", "ForceRestart"];
     if data.sent.iter().any(|a| single.contains(&a.as_str())) {
         return wait_power(ctx, "On", "verified after an earlier attempt (not re-sent)").await;
@@ -188,7 +225,7 @@ async fn power_cycle(ctx: &StepContext<'_>, data: &mut StepData) -> Result<Strin
     // No single cycle offered: ForceOff, wait for Off, then On.
     for needed in ["ForceOff", "On"] {
         if !allowed.is_empty() && !allowed.iter().any(|a| a == needed) {
-            return Err(no_reset(&["PowerCycle", "ForceRestart", "ForceOff+On"], &allowed));
+            return Err(no_reset(&["PowerCycle", "ForceRestart", "ForceOff+On"], &allowed).into());
         }
     }
     if !off_sent && system.power_state.as_deref() != Some("Off") {
@@ -203,11 +240,7 @@ async fn power_cycle(ctx: &StepContext<'_>, data: &mut StepData) -> Result<Strin
 
 /// Done when the system reads On after having read something else, or reads On throughout
 /// for [`CYCLE_UNSEEN_GRACE`] (BMCs whose PowerState never visibly leaves On).
-async fn wait_cycle(
-    ctx: &StepContext<'_>,
-    action: &str,
-    started: Instant,
-) -> Result<String, String> {
+async fn wait_cycle(ctx: &StepContext<'_>, action: &str, started: Instant) -> Result<String, Stop> {
     let mut left_on = false;
     let mut delay = FIRST_POLL;
     loop {
@@ -227,14 +260,15 @@ async fn wait_cycle(
                 "{action} sent; PowerState is {} after {} s, not On",
                 power.unwrap_or_else(|| "unreadable".into()),
                 ctx.power_settle.as_secs()
-            ));
+            )
+            .into());
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(MAX_POLL);
     }
 }
 
-async fn wait_power(ctx: &StepContext<'_>, target: &str, what: &str) -> Result<String, String> {
+async fn wait_power(ctx: &StepContext<'_>, target: &str, what: &str) -> Result<String, Stop> {
     let started = Instant::now();
     let mut delay = FIRST_POLL;
     loop {
@@ -256,7 +290,8 @@ async fn wait_power(ctx: &StepContext<'_>, target: &str, what: &str) -> Result<S
             return Err(format!(
                 "{what}; PowerState is {shown} after {} s, not {target}",
                 ctx.power_settle.as_secs()
-            ));
+            )
+            .into());
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(MAX_POLL);
@@ -267,7 +302,7 @@ async fn firmware(
     ctx: &StepContext<'_>,
     data: &mut StepData,
     version: &str,
-) -> Result<String, String> {
+) -> Result<String, Stop> {
     let system = ctx.read().await.map_err(|e| e.to_string())?;
     if data.sent.iter().any(|a| a == "SimpleUpdate") {
         return wait_version(ctx, version, "verified after an earlier attempt (not re-sent)").await;
@@ -290,13 +325,16 @@ async fn firmware(
             tracing::warn!(system = %ctx.system.spec.id, %error,
                 "SimpleUpdate outcome unknown; verifying, not re-sending");
         }
-        Err(error) => return Err(format!("SimpleUpdate refused: {error}")),
+        Err(error) => return Err(format!("SimpleUpdate refused: {error}").into()),
     }
     wait_version(ctx, version, "SimpleUpdate sent").await
 }
 
-/// Follows a task monitor until the task ends; a vanished monitor leaves the decision to the
-/// version read back.
+/// Follows a task monitor until the task ends. A Task body decides by its `TaskState`
+/// (Completed without a Critical status is success; Exception, Killed, Cancelled or Interrupted
+/// fail the step with the task's messages); without one, 202 means still running and any other
+/// 2xx means the operation ended. A vanished monitor, or one that outlives the firmware limit,
+/// leaves the decision to the version read back.
 async fn follow_monitor(ctx: &StepContext<'_>, monitor: &str) -> Result<(), String> {
     let started = Instant::now();
     let mut delay = FIRST_POLL;
@@ -305,7 +343,7 @@ async fn follow_monitor(ctx: &StepContext<'_>, monitor: &str) -> Result<(), Stri
             Err(BmcError::NotFound(_)) => return Ok(()),
             Err(error) if error.is_unreachable() => {}
             Err(error) => return Err(format!("task monitor {monitor}: {error}")),
-            Ok(Some(task)) => match task.task_state.as_deref() {
+            Ok(MonitorReply { task: Some(task), .. }) => match task.task_state.as_deref() {
                 Some("Completed") if task.task_status.as_deref() != Some("Critical") => {
                     return Ok(());
                 }
@@ -321,7 +359,8 @@ async fn follow_monitor(ctx: &StepContext<'_>, monitor: &str) -> Result<(), Stri
                 }
                 _ => {}
             },
-            Ok(None) => {}
+            Ok(MonitorReply { status: 202, task: None }) => {}
+            Ok(MonitorReply { task: None, .. }) => return Ok(()),
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(MAX_POLL);
@@ -329,7 +368,7 @@ async fn follow_monitor(ctx: &StepContext<'_>, monitor: &str) -> Result<(), Stri
     Ok(())
 }
 
-async fn wait_version(ctx: &StepContext<'_>, version: &str, what: &str) -> Result<String, String> {
+async fn wait_version(ctx: &StepContext<'_>, version: &str, what: &str) -> Result<String, Stop> {
     let started = Instant::now();
     let mut delay = FIRST_POLL;
     loop {
@@ -341,7 +380,8 @@ async fn wait_version(ctx: &StepContext<'_>, version: &str, what: &str) -> Resul
             return Err(format!(
                 "{what}; the BMC reports version {}, not {version}",
                 current.unwrap_or_else(|| "none".into())
-            ));
+            )
+            .into());
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(MAX_POLL);

@@ -191,7 +191,7 @@ fn an_older_schema_is_refused_by_replay_without_migrating() {
 }
 
 #[test]
-fn a_version_2_database_migrates_to_visible_webhooks_keeping_its_outbox() {
+fn a_version_3_database_migrates_to_visible_webhooks_keeping_its_outbox() {
     use steward_runtime::store::{Backend, OutboxRow, WriteBatch};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("v2.db");
@@ -210,11 +210,11 @@ fn a_version_2_database_migrates_to_visible_webhooks_keeping_its_outbox() {
     let mut store = open(&path).unwrap();
     store.commit(&WriteBatch { outbox: vec![row], ..WriteBatch::default() }).unwrap();
     drop(store);
-    // Undo migration 3 by hand: the file is now what the previous release wrote.
+    // Undo migration 4 by hand: the file is now what the previous release wrote.
     let conn = Connection::open(&path).unwrap();
     conn.execute_batch("ALTER TABLE outbox DROP COLUMN parked_at; DROP TABLE webhook_status;")
         .unwrap();
-    conn.pragma_update(None, "user_version", 2).unwrap();
+    conn.pragma_update(None, "user_version", 3).unwrap();
     conn.close().unwrap();
 
     let store = open(&path).unwrap();

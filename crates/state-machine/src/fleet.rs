@@ -89,6 +89,10 @@ pub struct Fleet {
     pub rack_active: BTreeMap<RackId, BTreeSet<TargetId>>,
     /// Active targets over all runs (for the global concurrency limit).
     pub active_total: u32,
+    /// Memory only: no observed component can be stale before this time (`None`: none can).
+    /// A lower bound kept by observations and refreshed by [`Fleet::stale_events`], so the
+    /// reducer's per-batch staleness check scans the components only when one may have aged.
+    pub(crate) stale_check_at: Option<Timestamp>,
 }
 
 /// Every event the reducer accepts and logs. Replaying these through [`Fleet::apply`] in `seq`
@@ -598,6 +602,7 @@ impl Fleet {
         for entry in self.components.values_mut() {
             entry.last_observed_at = None;
         }
+        self.stale_check_at = None;
     }
 
     /// The persisted part of the fleet (no config, no `last_observed_at`).
@@ -936,6 +941,12 @@ impl Fleet {
             effects.push(Effect::PersistComponent(id.clone()));
         }
         entry.last_observed_at = Some(at);
+        if entry.raw_state.is_some()
+            && let Some(max_age) = max_age
+        {
+            let ages_at = at + max_age;
+            self.stale_check_at = Some(self.stale_check_at.map_or(ages_at, |t| t.min(ages_at)));
+        }
         Ok(effects)
     }
 

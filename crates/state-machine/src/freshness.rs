@@ -52,19 +52,37 @@ impl Fleet {
 
     /// One `ComponentStale` event for every component whose status is still derived from an
     /// observation that is now older than `status_max_age` (in component id order).
-    pub fn stale_events(&self, now: Timestamp) -> Vec<FleetEvent> {
-        let max_age = self.config.status_max_age;
-        self.components
-            .iter()
-            .filter(|(_, entry)| entry.raw_state.is_some())
-            .filter_map(|(id, entry)| {
-                let last = entry.last_observed_at?;
-                is_stale(Some(last), now, max_age).then(|| FleetEvent::ComponentStale {
+    ///
+    /// Scans the components only when one may have aged (`now` past the fleet's lower bound of
+    /// the earliest ageing), and refreshes that bound while scanning; otherwise it is O(1).
+    pub fn stale_events(&mut self, now: Timestamp) -> Vec<FleetEvent> {
+        let Some(max_age) =
+            self.config.status_max_age.filter(|age| *age > chrono::Duration::zero())
+        else {
+            return Vec::new();
+        };
+        match self.stale_check_at {
+            Some(check_at) if now >= check_at => {}
+            _ => return Vec::new(),
+        }
+        let mut earliest: Option<Timestamp> = None;
+        let mut events = Vec::new();
+        for (id, entry) in &self.components {
+            let Some(last) = entry.last_observed_at.filter(|_| entry.raw_state.is_some()) else {
+                continue;
+            };
+            // Components about to go stale count too: if their event is refused, the next
+            // batch scans again instead of forgetting them.
+            earliest = Some(earliest.map_or(last + max_age, |t| t.min(last + max_age)));
+            if is_stale(Some(last), now, Some(max_age)) {
+                events.push(FleetEvent::ComponentStale {
                     component_id: id.clone(),
                     last_observed_at: last,
-                })
-            })
-            .collect()
+                });
+            }
+        }
+        self.stale_check_at = earliest;
+        events
     }
 
     /// Applies `ComponentStale`: the status becomes unknown until Core reports it again.

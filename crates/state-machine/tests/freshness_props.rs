@@ -145,3 +145,79 @@ fn an_observation_older_than_the_age_is_unknown_at_once_and_the_future_is_refuse
         ObservationTime::Acceptable
     );
 }
+
+/// A fleet of `n` components `c0..c{n-1}` in one rack.
+fn fleet_of(n: usize) -> Fleet {
+    let config =
+        FleetConfig { status_max_age: Some(TimeDelta::seconds(MAX_AGE)), ..FleetConfig::default() };
+    let mut fleet = Fleet::new(config);
+    let components = (0..n)
+        .map(|i| ComponentSpec {
+            id: format!("c{i}").as_str().into(),
+            kind: ComponentKind::Compute,
+            name: format!("c{i}"),
+            manufacturer: None,
+            model: None,
+            serial: None,
+            position: ComponentPosition::default(),
+            firmware_version: None,
+            power_state: None,
+            labels: BTreeMap::new(),
+        })
+        .collect();
+    let rack = RackSpec {
+        id: "r1".into(),
+        name: "r1".into(),
+        location: Default::default(),
+        labels: BTreeMap::new(),
+        components,
+    };
+    let inventory = FleetEvent::InventoryUpserted { initiator: String::new(), racks: vec![rack] };
+    fleet.apply(&inventory, t0()).unwrap();
+    fleet
+}
+
+proptest! {
+    /// `stale_events` skips its scan while no component can have aged; that shortcut never
+    /// hides one: at every check it finds exactly the components a full scan would.
+    #[test]
+    fn stale_events_find_exactly_the_aged_components(
+        steps in prop::collection::vec((0usize..4, 0i64..700, 0i64..300, any::<bool>()), 1..40),
+    ) {
+        let mut fleet = fleet_of(4);
+        let mut now = t0();
+        for (component, age, advance, check) in steps {
+            now += TimeDelta::seconds(advance);
+            let id = format!("c{component}");
+            let mut event = observed("Ready", now - TimeDelta::seconds(age));
+            if let FleetEvent::ComponentObserved { component_id, .. } = &mut event {
+                *component_id = id.as_str().into();
+            }
+            fleet.apply(&event, now).unwrap();
+            if !check {
+                continue;
+            }
+            let expected: Vec<String> = fleet
+                .components
+                .iter()
+                .filter(|(_, e)| e.raw_state.is_some())
+                .filter(|(_, e)| {
+                    e.last_observed_at.is_some_and(|last| (now - last).num_seconds() > MAX_AGE)
+                })
+                .map(|(id, _)| id.to_string())
+                .collect();
+            let events = fleet.stale_events(now);
+            let found: Vec<String> = events
+                .iter()
+                .filter_map(|e| match e {
+                    FleetEvent::ComponentStale { component_id, .. } => Some(component_id.to_string()),
+                    _ => None,
+                })
+                .collect();
+            prop_assert_eq!(&found, &expected);
+            for event in &events {
+                fleet.apply(event, now).unwrap();
+            }
+        }
+    }
+}

@@ -98,6 +98,9 @@ pub(crate) struct Reducer {
     next_run_number: u64,
     /// Run-wide holds of the last plan: each covers the run's pending targets from its key on.
     run_holds: BTreeMap<RunId, Vec<(PendingKey, Hold)>>,
+    /// When the components-by-phase gauge was last refreshed (it scans every component, so it
+    /// is refreshed at most once per [`COMPONENT_GAUGE_PERIOD_SECONDS`] of batch time).
+    components_gauge_at: Option<Timestamp>,
     events: broadcast::Sender<EventRecord>,
     applier: mpsc::UnboundedSender<CoreCall>,
     metrics: Arc<Metrics>,
@@ -150,6 +153,7 @@ impl Reducer {
             next_seq: last_seq + 1,
             next_run_number,
             run_holds: BTreeMap::new(),
+            components_gauge_at: None,
             events,
             applier,
             metrics,
@@ -370,7 +374,13 @@ impl Reducer {
                 tracing::debug!(%error, "stale event refused");
             }
         }
-        self.metrics.observe_components(&self.fleet, now);
+        let gauge_due = self.components_gauge_at.is_none_or(|at| {
+            now - at >= chrono::Duration::seconds(COMPONENT_GAUGE_PERIOD_SECONDS) || now < at
+        });
+        if gauge_due {
+            self.metrics.observe_components(&self.fleet, now);
+            self.components_gauge_at = Some(now);
+        }
         let started = std::time::Instant::now();
         let plan = steward_planner::plan(&self.fleet, &self.settings.planner, now);
         self.metrics.plan_duration(started.elapsed());
@@ -481,12 +491,16 @@ impl Reducer {
         self.next_seq = loaded.last_seq + 1;
         self.next_run_number = next_run_number(&self.fleet);
         self.run_holds.clear();
+        self.components_gauge_at = None;
         self.metrics.observe_fleet(&self.fleet);
         self.recover();
         tracing::warn!("state reloaded from the store after a failed commit");
         Ok(())
     }
 }
+
+/// Seconds between two refreshes of the components-by-phase gauge.
+const COMPONENT_GAUGE_PERIOD_SECONDS: i64 = 1;
 
 /// The number the next created run gets: one more than the highest `run-N` in the fleet.
 fn next_run_number(fleet: &Fleet) -> u64 {

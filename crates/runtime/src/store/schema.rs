@@ -129,11 +129,17 @@ CREATE TABLE adapter_steps (
 );
 "#;
 
-/// Migration 3: visible webhooks. An outbox row that failed `webhook_max_attempts` times is
+/// Migration 3: a partial index on the (rare) `site_tables_applied` events, so a start finds the
+/// recorded site tables without scanning a long event log backwards.
+const V3: &str = r#"
+CREATE INDEX events_site_tables ON events(seq) WHERE kind = 'site_tables_applied';
+"#;
+
+/// Migration 4: visible webhooks. An outbox row that failed `webhook_max_attempts` times is
 /// parked (`parked_at`, a dead letter) until an admin requeues it; `webhook_status` keeps each
 /// webhook's last success and last failure (with its error), written in the same transaction
 /// as the acknowledgement that set them.
-const V3: &str = r#"
+const V4: &str = r#"
 ALTER TABLE outbox ADD COLUMN parked_at TEXT;
 
 CREATE TABLE webhook_status (
@@ -144,7 +150,7 @@ CREATE TABLE webhook_status (
 );
 "#;
 
-const MIGRATION_LIST: &[M<'static>] = &[M::up(V1), M::up(V2), M::up(V3)];
+const MIGRATION_LIST: &[M<'static>] = &[M::up(V1), M::up(V2), M::up(V3), M::up(V4)];
 
 /// The migrations, oldest first.
 pub(crate) const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);
@@ -159,6 +165,6 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         assert!(MIGRATIONS.validate().is_ok());
-        assert_eq!(SCHEMA_VERSION, 3);
+        assert_eq!(SCHEMA_VERSION, 4);
     }
 }
