@@ -108,8 +108,22 @@ const V2: &str = r#"
 CREATE INDEX events_site_tables ON events(seq) WHERE kind = 'site_tables_applied';
 "#;
 
+/// Migration 3: visible webhooks, as SQLite's migration 4. An outbox row that failed
+/// `webhook_max_attempts` times is parked (`parked_at`, a dead letter) until an admin requeues
+/// it; `webhook_status` keeps each webhook's last success and last failure (with its error),
+/// written in the same transaction as the acknowledgement that set them.
+const V3: &str = r#"
+ALTER TABLE outbox ADD COLUMN parked_at TEXT;
+CREATE TABLE webhook_status (
+    webhook         TEXT PRIMARY KEY,
+    last_success_at TEXT,
+    last_failure_at TEXT,
+    last_error      TEXT
+);
+"#;
+
 /// The migrations, oldest first; the schema version is how many have run.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this binary writes and reads.
 pub const PG_SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
