@@ -13,6 +13,7 @@ use crate::protocol::last_line;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
+pub use steward_runtime::hooks::process::kill_group;
 use tokio::process::{Child, Command};
 
 /// Runs the observe command; its stdout, or why it failed.
@@ -138,22 +139,6 @@ fn process_group(pid: u32) -> Option<u32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name: state ppid pgrp ...
     stat.rsplit(')').next()?.split_whitespace().nth(2)?.parse().ok()
-}
-
-/// SIGKILL to process group `pgid` (the command and its children).
-pub async fn kill_group(pgid: u32) {
-    let status = Command::new("kill")
-        .arg("-KILL")
-        .arg("--")
-        .arg(format!("-{pgid}"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .await;
-    if let Err(error) = status {
-        tracing::warn!(%error, pgid, "could not kill a command's process group");
-    }
 }
 
 #[cfg(test)]

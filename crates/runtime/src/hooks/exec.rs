@@ -4,6 +4,7 @@
 //! the last line of stdout (stderr on failure) becomes the target's message. On timeout the
 //! whole process group is killed (with the `kill` command: this workspace forbids `unsafe`).
 
+use super::process::kill_group;
 use super::{HookOutcome, last_line};
 use std::process::Stdio;
 use std::time::Duration;
@@ -86,20 +87,4 @@ fn expand(arg: &str, call: &HookCall) -> String {
         .replace("{run}", call.target.run_id.as_str())
         .replace("{target}", call.target.id.as_str())
         .replace("{attempt}", &call.attempt.to_string())
-}
-
-/// SIGKILL to the hook's whole process group (its children included).
-async fn kill_group(pid: u32) {
-    let status = Command::new("kill")
-        .arg("-KILL")
-        .arg("--")
-        .arg(format!("-{pid}"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .await;
-    if let Err(error) = status {
-        tracing::warn!(%error, pid, "could not kill a timed-out hook's process group");
-    }
 }

@@ -9,6 +9,7 @@
 mod exec;
 #[cfg(feature = "webhooks")]
 mod http;
+pub mod process;
 
 use crate::protocol::{CommandError, ReducerInput};
 use serde::{Deserialize, Serialize};
