@@ -138,8 +138,9 @@ enum Running {
 }
 
 impl ExecCore {
-    /// Builds the adapter over the database at `db` (the adapter journal lives there), runs
-    /// the observe command once and resumes the tasks an earlier process left unfinished.
+    /// Builds the adapter over the SQLite database at `db` (the adapter journal lives there;
+    /// the work directory defaults to `{db}.exec`), runs the observe command once and resumes
+    /// the tasks an earlier process left unfinished.
     pub async fn start(
         settings: Settings,
         db: &Path,
@@ -152,6 +153,20 @@ impl ExecCore {
             message: e.to_string(),
         })?;
         let work_dir = settings.work_dir_for(db);
+        Self::start_with_journal(settings, journal, journal_path, work_dir, clock).await
+    }
+
+    /// Builds the adapter over a ready journal (in HA mode: PostgreSQL, fenced by the leader's
+    /// epoch; `journal_name` names it in errors) with its command files in `work_dir`, runs
+    /// the observe command once and resumes the tasks the journal holds unfinished (a task a
+    /// previous leader `started` is watched or judged from its files, never started again).
+    pub async fn start_with_journal(
+        settings: Settings,
+        journal: AdapterJournal,
+        journal_name: String,
+        work_dir: PathBuf,
+        clock: SharedClock,
+    ) -> Result<ExecCore, CoreError> {
         std::fs::create_dir_all(&work_dir).map_err(|e| CoreError::InvalidConfig {
             field: "core.exec.work_dir".into(),
             message: format!("cannot create {}: {e}", work_dir.display()),
@@ -160,7 +175,7 @@ impl ExecCore {
             inner: Arc::new(Inner {
                 settings,
                 journal,
-                journal_path,
+                journal_path: journal_name,
                 work_dir,
                 clock,
                 components: RwLock::default(),
@@ -400,6 +415,12 @@ impl ExecCore {
             let now = self.inner.clock.now().to_rfc3339();
             match self.inner.journal.set_task_status(task_id, STARTED, &now) {
                 Ok(()) => break,
+                Err(error) if error.is_fenced() => {
+                    // Another instance leads now and owns the task: never spawn it here.
+                    tracing::warn!(%error, task = %task_id,
+                        "not starting the command: this instance no longer leads");
+                    return None;
+                }
                 Err(error) => {
                     tracing::warn!(%error, task = %task_id,
                         "cannot journal the start; the command waits until it can");

@@ -79,8 +79,8 @@ struct TaskData {
 }
 
 impl RedfishCore {
-    /// Builds the adapter over the database at `db` (the adapter journal lives there) and runs a
-    /// first discovery; unfinished tasks from an earlier process resume.
+    /// Builds the adapter over the SQLite database at `db` (the adapter journal lives there) and
+    /// runs a first discovery; unfinished tasks from an earlier process resume.
     pub async fn start(
         settings: Settings,
         db: &Path,
@@ -92,6 +92,19 @@ impl RedfishCore {
             path: journal_path.clone(),
             message: e.to_string(),
         })?;
+        Self::start_with_journal(settings, journal, journal_path, clock).await
+    }
+
+    /// Builds the adapter over a ready journal (in HA mode: PostgreSQL, fenced by the leader's
+    /// epoch, so a deposed leader journals no step and therefore sends no request;
+    /// `journal_name` names it in errors) and runs a first discovery; the unfinished tasks the
+    /// journal holds resume, every step verifying what it may already have sent.
+    pub async fn start_with_journal(
+        settings: Settings,
+        journal: AdapterJournal,
+        journal_path: String,
+        clock: SharedClock,
+    ) -> Result<RedfishCore, CoreError> {
         let http = http_client(&settings).map_err(|message| CoreError::InvalidConfig {
             field: "core.redfish".into(),
             message,

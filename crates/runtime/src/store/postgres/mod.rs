@@ -13,6 +13,7 @@ pub mod leader;
 mod load;
 mod schema;
 
+pub(crate) use conn::pg;
 pub use conn::{Session, connect, migrate, redact_url};
 pub use schema::PG_SCHEMA_VERSION;
 
@@ -20,7 +21,6 @@ use super::codec::{JsonBuf, from_json, parse_opt_ts, parse_ts, to_i64, to_u32, t
 use super::{
     Backend, EventRecord, HistoryEntry, Loaded, OutboxAck, OutboxRow, StoreError, WriteBatch,
 };
-use conn::pg;
 use postgres::{Client, Statement, Transaction};
 use std::cell::RefCell;
 use steward_proto::{ComponentId, ServiceState};
