@@ -254,11 +254,14 @@ enum Journal {
     Tasks(AdapterJournal),
 }
 
+/// How to follow an adapter's inventory: bumped when it finds new components, and the inventory.
+type Follow = (tokio::sync::watch::Receiver<u64>, Box<dyn Fn() -> InventoryUpsert + Send>);
+
 /// A started adapter: the Core, its inventory now, and (Redfish, exec) how to follow it.
 struct BuiltCore {
     core: Arc<dyn Core>,
     inventory: InventoryUpsert,
-    follow: Option<(tokio::sync::watch::Receiver<u64>, Box<dyn Fn() -> InventoryUpsert + Send>)>,
+    follow: Option<Follow>,
 }
 
 async fn build_core(
