@@ -178,6 +178,11 @@ fn serve_refuses_bad_configs_naming_the_key() {
             "[[webhooks]]\nurl = \"http://127.0.0.1:9/\"\nsecret = \"s\"\nevents = [\"nope\"]\n",
             "webhooks[0].events[0]",
         ),
+        (
+            "[[planner.conflict_rules]]\nname = \"r\"\nverdict = \"conflict\"\n\
+             a = { operations = [\"reboot\"] }\n",
+            "planner.conflict_rules[0].a.operations[0]",
+        ),
     ];
     for (text, key) in cases {
         let path = dir.path().join("bad.toml");

@@ -394,7 +394,9 @@ async fn site_tables_from_config() {
                   [service_states.transitions]\nin_service = [\"drained\"]\n\
                   drained = [\"in_service\", \"repair\"]\nrepair = [\"drained\"]\n\
                   [phase_mapping.words.compute]\nFrobnicating = \"in_use\"\n\
-                  [phase_mapping.blocked]\nin_use = [\"power_control\"]\n";
+                  [phase_mapping.blocked]\nin_use = [\"power_control\"]\n\
+                  [[planner.conflict_rules]]\nname = \"firmware_anywhere\"\n\
+                  a = { operations = [\"firmware_update\"] }\nverdict = \"compatible\"\n";
     // Core's own sync would overwrite the pushed observation with a newer one (the newest
     // observation wins), so this test keeps Core quiet after the first sync.
     let config =
@@ -421,5 +423,18 @@ async fn site_tables_from_config() {
     let component = api.ok("/v1/components/rack-002-compute-01").await;
     assert_eq!(component["status"]["phase"], "in_use", "the site word maps to in_use");
     assert_eq!(component["status"]["blocked_operations"], json!(["power_control"]));
+
+    // The tables, conflict rules included, are in the event log (replay needs no config).
+    let events = api.ok("/v1/events?after=0&limit=1000").await;
+    let applied: Vec<&Value> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "site_tables_applied")
+        .collect();
+    assert_eq!(applied.len(), 1, "{events:#}");
+    let rules = applied[0]["data"]["tables"]["conflict_rules"].clone();
+    assert_eq!(rules[0]["name"], "firmware_anywhere", "{:#}", applied[0]);
+    assert_eq!(rules[0]["verdict"], "compatible");
     assert!(steward.stop().success());
 }

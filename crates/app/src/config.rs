@@ -21,10 +21,22 @@
 //! role = "operator"             # viewer | operator | admin
 //! sha256 = "<hex of sha256(token)>"
 //!
+//! webhook_max_attempts = 20      # failed attempts before a delivery is parked
+//!
 //! [[webhooks]]
 //! url = "http://127.0.0.1:9000/hook"
 //! secret = "s3cret"
 //! events = ["run_status_changed"]
+//!
+//! [planner]
+//! global_max_parallel_racks = 8  # shared fairly by the running runs
+//!
+//! [[planner.conflict_rules]]     # replaces the built-in rules; first match wins
+//! name = "firmware_disjoint"
+//! a = { operations = ["firmware_update"] }
+//! b = { operations = ["firmware_update", "power_cycle"] }
+//! components = "disjoint"        # any | overlapping | disjoint
+//! verdict = "compatible"         # conflict | compatible
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -179,8 +191,13 @@ pub struct CoreSection {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PlannerSection {
-    /// Racks in flight at once over all runs (`None`: no global limit).
+    /// Racks in flight at once over all runs (`None`: no global limit). Free slots are shared
+    /// fairly between running runs (the planner's fair share).
     pub global_max_parallel_racks: Option<u32>,
+    /// `[[planner.conflict_rules]]`: the rack conflict rules, first match wins, replacing the
+    /// built-in list as a whole (`None`: the built-in rules, DESIGN §3.6). Recorded in the event
+    /// log with the site tables.
+    pub conflict_rules: Option<Vec<steward_proto::ConflictRule>>,
 }
 
 /// The synchronous setting as written in config.
@@ -229,6 +246,8 @@ pub struct Config {
     pub webhooks: Vec<WebhookEntry>,
     /// Site hooks runs may reference by name (see `hooks_config`).
     pub hooks: Vec<crate::hooks_config::HookEntry>,
+    /// Failed attempts after which a webhook delivery is parked until an admin requeues it.
+    pub webhook_max_attempts: u32,
     /// Overrides of the status tables.
     pub phase_mapping: PhaseMappingOverride,
     /// The site's service-state table (missing: the default table).
@@ -258,6 +277,7 @@ impl Default for Config {
             tokens: Vec::new(),
             webhooks: Vec::new(),
             hooks: Vec::new(),
+            webhook_max_attempts: steward_runtime::webhooks::DEFAULT_MAX_ATTEMPTS,
             phase_mapping: PhaseMappingOverride::default(),
             service_states: None,
             default_policy: None,
@@ -319,6 +339,7 @@ impl Config {
             ("sync_interval_ms", self.sync_interval_ms),
             ("task_poll_interval_ms", self.task_poll_interval_ms),
             ("commit_retry_deadline_ms", self.commit_retry_deadline_ms),
+            ("webhook_max_attempts", u64::from(self.webhook_max_attempts)),
         ] {
             if value == 0 {
                 return Err(ConfigError::invalid(key, "must be at least 1"));
@@ -333,6 +354,13 @@ impl Config {
                 "planner.global_max_parallel_racks",
                 "must be at least 1 (omit it for no global limit)",
             ));
+        }
+        if let Some(rules) = &self.planner.conflict_rules
+            && let Err(errors) =
+                steward_planner::conflict::validate_rules(rules, "planner.conflict_rules")
+        {
+            let key = errors.first_field().unwrap_or("planner.conflict_rules").to_string();
+            return Err(ConfigError::invalid(key, errors.to_string()));
         }
         match self.core.adapter {
             Adapter::Redfish => {
@@ -531,6 +559,39 @@ mod tests {
     }
 
     #[test]
+    fn conflict_rules_replace_the_built_in_list_and_errors_name_the_rule() {
+        let text = r#"
+            [[planner.conflict_rules]]
+            name = "firmware_next_to_power"
+            a = { operations = ["firmware_update"] }
+            b = { operations = ["power_cycle"], component_kinds = ["power_shelf"] }
+            components = "disjoint"
+            verdict = "compatible"
+            [[planner.conflict_rules]]
+            name = "everything_else"
+            verdict = "conflict"
+        "#;
+        let config = Config::from_toml_str(text).unwrap();
+        config.validate().unwrap();
+        let rules = config.planner.conflict_rules.clone().unwrap();
+        assert_eq!(rules.len(), 2);
+        assert_eq!(rules[0].components, steward_proto::ComponentOverlap::Disjoint);
+        assert_eq!(rules[1].a, steward_proto::TaskMatcher::default(), "a side may be left out");
+
+        let typo = text.replace("\"power_cycle\"", "\"power_cylce\"");
+        assert_eq!(invalid_key(&typo), "planner.conflict_rules[0].b.operations[0]");
+        let twice = text.replace("everything_else", "firmware_next_to_power");
+        assert_eq!(invalid_key(&twice), "planner.conflict_rules[1].name");
+        let unnamed = text.replace("\"everything_else\"", "\" \"");
+        assert_eq!(invalid_key(&unnamed), "planner.conflict_rules[1].name");
+        let unknown_key = text.replace("verdict = \"conflict\"", "verdict = \"conflict\"\nop = 1");
+        let error = Config::from_toml_str(&unknown_key).unwrap_err().to_string();
+        assert!(error.contains("op"), "{error}");
+        let bad_verdict = text.replace("\"compatible\"", "\"fine\"");
+        assert!(Config::from_toml_str(&bad_verdict).is_err());
+    }
+
+    #[test]
     fn full_file_parses() {
         let text = r#"
             listen = "127.0.0.1:0"
@@ -595,6 +656,7 @@ mod tests {
         assert!(local.listen_addr().unwrap().ip().is_loopback());
         assert_eq!(invalid_key("listen = \"0.0.0.0:7070\""), "listen");
         assert_eq!(invalid_key("plan_interval_ms = 0"), "plan_interval_ms");
+        assert_eq!(invalid_key("webhook_max_attempts = 0"), "webhook_max_attempts");
         assert_eq!(
             invalid_key("[[tokens]]\nname = \"a\"\nrole = \"admin\"\nsha256 = \"abc\""),
             "tokens[0].sha256"

@@ -5,7 +5,9 @@
 //! - `start`: every run just started; each has 25 free slots (500 claims per plan);
 //! - `middle`: 40% of every run's targets finished, 20 of 25 slots busy (5 free per run), the
 //!   holds of earlier ticks already stored;
-//! - `full`: like `middle` but all 25 slots busy: nothing can move.
+//! - `full`: like `middle` but all 25 slots busy: nothing can move;
+//! - `shared`: like `start` under a global limit of 250 racks (half the runs' slots), so the
+//!   free global slots are shared between the runs (fair share: interleaved walks).
 //!
 //! The fleet is built through `Fleet::apply` (inventory, observations, run creation, claims,
 //! submissions, task results), exactly as the reducer would.
@@ -233,9 +235,20 @@ fn bench_plan(c: &mut Criterion) {
     let mut group = c.benchmark_group("plan");
     group.sample_size(20);
     for &racks in &sizes {
-        for (stage, name) in
-            [(Stage::Start, "start"), (Stage::Middle, "middle"), (Stage::Full, "full")]
-        {
+        for (stage, name) in [
+            (Stage::Start, "start"),
+            (Stage::Middle, "middle"),
+            (Stage::Full, "full"),
+            (Stage::Start, "shared"),
+        ] {
+            let config = if name == "shared" {
+                PlannerConfig {
+                    global_max_parallel: Some(RUNS as u32 * SLOTS / 2),
+                    ..config.clone()
+                }
+            } else {
+                config.clone()
+            };
             let (fleet, now) = build(racks, stage);
             let p = plan(&fleet, &config, now);
             let claims = p.actions.iter().filter(|a| matches!(a, Action::Claim { .. })).count();

@@ -4,75 +4,18 @@
 //! `conflict` or `compatible`. Rules are tried in order, symmetrically (`a` may match either
 //! task); the first rule that matches decides. When no rule matches, or a rule cannot be
 //! evaluated (a component is missing from the inventory), the answer is **conflict**: the
-//! planner fails closed. Sites override the whole list through config (serde).
+//! planner fails closed. Sites override the whole list through config
+//! (`[[planner.conflict_rules]]`); the rule types are plain data in `steward_proto::conflict`
+//! so the event log can record them (`SiteTables::conflict_rules`).
 
 use serde::{Deserialize, Serialize};
 use steward_proto::{ComponentKind, FieldError, ValidationErrors};
+pub use steward_proto::{ComponentOverlap, ConflictRule, TaskMatcher, Verdict};
 
 /// Operation names a matcher may use: today's operations plus the exclusive ones DESIGN §3.4
 /// announces (`bring_up`, `decommission`), so a site can write rules for them ahead of time.
 pub const KNOWN_OPERATIONS: [&str; 6] =
     ["power_on", "power_off", "power_cycle", "firmware_update", "bring_up", "decommission"];
-
-/// Which tasks one side of a rule matches.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TaskMatcher {
-    /// Operation names (see [`KNOWN_OPERATIONS`]); empty matches every operation.
-    pub operations: Vec<String>,
-    /// The task must touch at least one component of one of these kinds; empty matches any.
-    pub component_kinds: Vec<ComponentKind>,
-}
-
-/// How the two tasks' component sets must relate for a rule to apply.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ComponentOverlap {
-    /// Applies whatever the components.
-    #[default]
-    Any,
-    /// Applies when the tasks share at least one component.
-    Overlapping,
-    /// Applies when the tasks share no component.
-    Disjoint,
-}
-
-impl ComponentOverlap {
-    fn describe(self) -> &'static str {
-        match self {
-            ComponentOverlap::Any => "on the same rack",
-            ComponentOverlap::Overlapping => "on overlapping components",
-            ComponentOverlap::Disjoint => "on disjoint components",
-        }
-    }
-}
-
-/// What a matching rule decides.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    /// The tasks may not run at once.
-    Conflict,
-    /// The tasks may run at once.
-    Compatible,
-}
-
-/// One rule.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConflictRule {
-    /// Name shown in hold messages.
-    pub name: String,
-    /// One side.
-    pub a: TaskMatcher,
-    /// The other side.
-    pub b: TaskMatcher,
-    /// Component relation required for the rule to apply.
-    #[serde(default)]
-    pub components: ComponentOverlap,
-    /// The decision.
-    pub verdict: Verdict,
-}
 
 /// The ordered rule list. `Default` is DESIGN §3.6.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -202,49 +145,31 @@ pub enum Decision {
     Conflict(String),
 }
 
-impl TaskMatcher {
-    /// `None` when the matcher needs component kinds and they are unknown.
-    fn matches(&self, task: &TaskFacts<'_>) -> Option<bool> {
-        if !self.operations.is_empty() && !self.operations.iter().any(|o| o == task.operation) {
-            return Some(false);
-        }
-        if self.component_kinds.is_empty() {
-            return Some(true);
-        }
-        let kinds = task.kinds?;
-        Some(self.component_kinds.iter().any(|k| kinds.contains(*k)))
+/// Whether `matcher` matches `task`; `None` when it needs component kinds and they are unknown.
+fn matches(matcher: &TaskMatcher, task: &TaskFacts<'_>) -> Option<bool> {
+    if !matcher.operations.is_empty() && !matcher.operations.iter().any(|o| o == task.operation) {
+        return Some(false);
+    }
+    if matcher.component_kinds.is_empty() {
+        return Some(true);
+    }
+    let kinds = task.kinds?;
+    Some(matcher.component_kinds.iter().any(|k| kinds.contains(*k)))
+}
+
+/// How a hold message describes a rule's component relation.
+fn describe(overlap: ComponentOverlap) -> &'static str {
+    match overlap {
+        ComponentOverlap::Any => "on the same rack",
+        ComponentOverlap::Overlapping => "on overlapping components",
+        ComponentOverlap::Disjoint => "on disjoint components",
     }
 }
 
 impl ConflictRules {
-    /// Checks operation names and rule names; paths start with `prefix`.
+    /// Checks operation names and rule names; paths start with `prefix` (`{prefix}.rules[i]`).
     pub fn validate(&self, prefix: &str) -> Result<(), ValidationErrors> {
-        let mut errors = Vec::new();
-        for (index, rule) in self.rules.iter().enumerate() {
-            let path = format!("{prefix}.rules[{index}]");
-            if rule.name.trim().is_empty() {
-                errors.push(FieldError::new(format!("{path}.name"), "must not be empty"));
-            } else if self.rules[..index].iter().any(|r| r.name == rule.name) {
-                errors.push(FieldError::new(
-                    format!("{path}.name"),
-                    format!("rule name {:?} is used twice", rule.name),
-                ));
-            }
-            for (side, matcher) in [("a", &rule.a), ("b", &rule.b)] {
-                for (i, op) in matcher.operations.iter().enumerate() {
-                    if !KNOWN_OPERATIONS.contains(&op.as_str()) {
-                        errors.push(FieldError::new(
-                            format!("{path}.{side}.operations[{i}]"),
-                            format!(
-                                "unknown operation {op:?}; known: {}",
-                                KNOWN_OPERATIONS.join(", ")
-                            ),
-                        ));
-                    }
-                }
-            }
-        }
-        ValidationErrors::from_vec(errors)
+        validate_rules(&self.rules, &format!("{prefix}.rules"))
     }
 
     /// Decides whether `candidate` may run next to `active` on one rack. `overlap` is whether
@@ -264,8 +189,8 @@ impl ConflictRules {
             if !applies {
                 continue;
             }
-            let forward = rule.a.matches(candidate).zip(rule.b.matches(active));
-            let backward = rule.a.matches(active).zip(rule.b.matches(candidate));
+            let forward = matches(&rule.a, candidate).zip(matches(&rule.b, active));
+            let backward = matches(&rule.a, active).zip(matches(&rule.b, candidate));
             let matched = match (forward, backward) {
                 (Some((true, true)), _) | (_, Some((true, true))) => true,
                 (Some(_), Some(_)) => false,
@@ -285,7 +210,7 @@ impl ConflictRules {
                         "{} conflicts with {} {} (rule {})",
                         candidate.operation,
                         active.operation,
-                        rule.components.describe(),
+                        describe(rule.components),
                         rule.name
                     )),
                 };
@@ -296,4 +221,33 @@ impl ConflictRules {
             candidate.operation, active.operation
         ))
     }
+}
+
+/// Checks a rule list as a site writes it: every rule named, no name twice, every operation
+/// known. Paths are `{prefix}[i].name`, `{prefix}[i].a.operations[j]`, e.g.
+/// `planner.conflict_rules[1].a.operations[0]`; every problem is listed.
+pub fn validate_rules(rules: &[ConflictRule], prefix: &str) -> Result<(), ValidationErrors> {
+    let mut errors = Vec::new();
+    for (index, rule) in rules.iter().enumerate() {
+        let path = format!("{prefix}[{index}]");
+        if rule.name.trim().is_empty() {
+            errors.push(FieldError::new(format!("{path}.name"), "must not be empty"));
+        } else if rules[..index].iter().any(|r| r.name == rule.name) {
+            errors.push(FieldError::new(
+                format!("{path}.name"),
+                format!("rule name {:?} is used twice", rule.name),
+            ));
+        }
+        for (side, matcher) in [("a", &rule.a), ("b", &rule.b)] {
+            for (i, op) in matcher.operations.iter().enumerate() {
+                if !KNOWN_OPERATIONS.contains(&op.as_str()) {
+                    errors.push(FieldError::new(
+                        format!("{path}.{side}.operations[{i}]"),
+                        format!("unknown operation {op:?}; known: {}", KNOWN_OPERATIONS.join(", ")),
+                    ));
+                }
+            }
+        }
+    }
+    ValidationErrors::from_vec(errors)
 }

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use steward_planner::conflict::{Decision, KindSet, TaskFacts};
 use steward_planner::{Action, Plan, PlannerConfig, plan, plan_run};
 use steward_proto::{
-    ComponentKind, CreateRunRequest, FailureCount, GateScope, MaintenanceWindow, OnNotReady,
+    ComponentKind, CreateRunRequest, FailureCount, Gate, GateScope, MaintenanceWindow, OnNotReady,
     Operation, Ordering, RackId, RunId, RunPolicy, RunStatus, SafetyGate, Selector, ServiceState,
     Target, TargetId, TargetStatus, TaskId, TaskStatus, Timestamp, WaveSpec,
 };
@@ -449,6 +449,7 @@ fn check_plan(
     }
     if let Some(limit) = config.global_max_parallel {
         prop_assert!(fleet.active_total + new_claims <= limit.max(fleet.active_total));
+        check_fair_share(fleet, p, &claims_by_run)?;
     }
     // Conflicts: every new claim is compatible with every active or newly claimed target on
     // its rack.
@@ -484,6 +485,42 @@ fn check_plan(
             if run.status != RunStatus::Running {
                 prop_assert_eq!(covered, 1, "target of a non-running run not covered");
             }
+        }
+    }
+    Ok(())
+}
+
+/// Fair share under the global limit: a run the global limit stopped (a concurrency run hold
+/// while it still had slots of its own) has at least as many targets in flight as any run that
+/// claimed in this plan, less one; not less at all when it is the older run (ties go to the
+/// oldest).
+fn check_fair_share(
+    fleet: &Fleet,
+    p: &Plan,
+    claims_by_run: &BTreeMap<RunId, u32>,
+) -> Result<(), TestCaseError> {
+    let in_flight = |run: &RunId| {
+        fleet.run_active.get(run).map_or(0, |s| s.len() as u32)
+            + claims_by_run.get(run).copied().unwrap_or(0)
+    };
+    let age = |run: &RunId| (fleet.runs[run].created_at, run.clone());
+    for hold in p.run_holds.iter().filter(|h| h.gate == Gate::Concurrency) {
+        let stopped = &hold.run_id;
+        if in_flight(stopped) >= fleet.runs[stopped].policy.max_parallel_racks {
+            continue; // its own limit, not the global one
+        }
+        for claimer in claims_by_run.keys().filter(|r| *r != stopped) {
+            let (x, y) = (in_flight(stopped), in_flight(claimer));
+            let older = age(stopped) < age(claimer);
+            prop_assert!(
+                x + 1 >= y && (!older || x >= y),
+                "unfair: {} stopped by the global limit with {} in flight while {} got a slot \
+                 and has {}",
+                stopped,
+                x,
+                claimer,
+                y
+            );
         }
     }
     Ok(())

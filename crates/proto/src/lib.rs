@@ -4,6 +4,7 @@
 //! writes them. No logic beyond parsing, validation and `Display`.
 
 pub mod component;
+pub mod conflict;
 pub mod error;
 pub mod event;
 pub mod hooks;
@@ -22,6 +23,7 @@ pub use component::{
     BlockedOperations, Component, ComponentKind, ComponentPosition, ComponentStatus, ComponentView,
     Location, Observation, OperationClass, Phase, Rack,
 };
+pub use conflict::{ComponentOverlap, ConflictRule, TaskMatcher, Verdict};
 pub use error::{FieldError, ValidationErrors};
 pub use event::EventRecord;
 pub use hooks::{HookPhase, HookRefs, HookRun};

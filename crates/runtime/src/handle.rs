@@ -299,6 +299,29 @@ impl Handle {
         }
     }
 
+    /// Every configured webhook with its backlog, parked count and last success and failure.
+    pub async fn webhooks(&self) -> Result<Vec<crate::protocol::WebhookView>, CommandError> {
+        match self.query(Query::Webhooks).await? {
+            QueryReply::Webhooks(views) => Ok(views),
+            other => Err(unexpected_query(other)),
+        }
+    }
+
+    /// Requeues every parked delivery of webhook `name`; answers how many (404 when no webhook
+    /// has that name).
+    pub async fn redeliver_webhook(
+        &self,
+        name: &str,
+        initiator: &str,
+    ) -> Result<u64, CommandError> {
+        let command =
+            Command::RedeliverWebhook { webhook: name.to_string(), initiator: initiator.into() };
+        match self.command(command).await? {
+            Reply::Requeued(count) => Ok(count),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// Every event as it becomes durable.
     pub fn subscribe(&self) -> broadcast::Receiver<EventRecord> {
         self.events.subscribe()

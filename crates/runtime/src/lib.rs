@@ -31,7 +31,7 @@ pub use manual::ManualReducer;
 pub use metrics::Metrics;
 pub use protocol::{
     CommandError, ComponentFilter, CreateRunOutcome, DryRun, EventsPage, InventorySummary,
-    RackDetail,
+    RackDetail, WebhookView,
 };
 pub use reducer::SYSTEM_INITIATOR;
 pub use runtime::{Runtime, RuntimeConfig, StartError};

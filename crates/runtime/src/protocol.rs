@@ -5,7 +5,7 @@
 //! and the webhook workers all import this module; it imports none of them.
 
 use crate::core::{CoreError, SubmitOutcome, TaskReport, TaskRequest};
-use crate::store::OutboxRow;
+use crate::store::{OutboxRow, WebhookStats};
 use serde::{Deserialize, Serialize};
 use steward_proto::{
     ComponentId, ComponentKind, ComponentView, CreateRunRequest, EventRecord, HistoryEntry,
@@ -146,6 +146,15 @@ pub enum ReducerInput {
         /// The outbox row.
         id: i64,
     },
+    /// A webhook delivery failed for the last allowed time: park it (dead letter).
+    OutboxParked {
+        /// The outbox row.
+        id: i64,
+        /// Its webhook.
+        webhook: String,
+        /// Why it failed.
+        error: String,
+    },
     /// A webhook delivery failed; try again at `next_attempt_at`.
     OutboxFailed {
         /// The outbox row.
@@ -267,6 +276,13 @@ pub enum Command {
         /// Who asked.
         initiator: String,
     },
+    /// Requeue every parked delivery of a webhook (admin).
+    RedeliverWebhook {
+        /// The webhook's name.
+        webhook: String,
+        /// Who asked.
+        initiator: String,
+    },
     /// Open the next wave of a run paused at a wave gate.
     AdvanceRun {
         /// The run.
@@ -291,6 +307,8 @@ pub enum Reply {
     Created(CreateRunOutcome),
     /// A run after the command.
     Run(Box<Run>),
+    /// How many parked deliveries were requeued.
+    Requeued(u64),
 }
 
 impl Reply {
@@ -302,6 +320,7 @@ impl Reply {
             Reply::Component(_) => "component",
             Reply::Created(_) => "created",
             Reply::Run(_) => "run",
+            Reply::Requeued(_) => "requeued",
         }
     }
 }
@@ -334,6 +353,8 @@ pub enum Query {
     },
     /// Task ids of submitted targets, for the task-status poller.
     SubmittedTasks,
+    /// Every configured webhook with its delivery state.
+    Webhooks,
     /// Undelivered outbox rows of one webhook that are due.
     OutboxDue {
         /// The webhook's name.
@@ -368,6 +389,8 @@ pub enum QueryReply {
     SubmittedTasks(Vec<(TaskId, TargetId)>),
     /// Due outbox rows.
     Outbox(Vec<OutboxRow>),
+    /// Every configured webhook with its delivery state.
+    Webhooks(Vec<WebhookView>),
 }
 
 impl QueryReply {
@@ -385,8 +408,22 @@ impl QueryReply {
             QueryReply::Events(_) => "events",
             QueryReply::SubmittedTasks(_) => "submitted_tasks",
             QueryReply::Outbox(_) => "outbox",
+            QueryReply::Webhooks(_) => "webhooks",
         }
     }
+}
+
+/// One webhook as `GET /v1/webhooks` shows it: its name and events (never its URL or secret)
+/// and its delivery state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct WebhookView {
+    /// The webhook's name.
+    pub name: String,
+    /// Notification kinds it receives (empty: all).
+    pub events: Vec<String>,
+    /// Backlog, parked count, last success and last failure.
+    #[serde(flatten)]
+    pub stats: WebhookStats,
 }
 
 /// Work that may only start after the batch recording its intent has committed: the Core calls

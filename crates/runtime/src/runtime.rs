@@ -18,7 +18,7 @@ use crate::webhooks::WebhookConfig;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use steward_planner::PlannerConfig;
+use steward_planner::{ConflictRules, PlannerConfig};
 use steward_proto::{PhaseMappingOverride, RunPolicy, ServiceTableDoc, SiteTables};
 use steward_state_machine::{FleetConfig, ServiceTable, StatusMapper};
 use tokio::sync::{broadcast, mpsc};
@@ -52,6 +52,9 @@ pub struct RuntimeConfig {
     pub webhooks: Vec<WebhookConfig>,
     /// Site hooks runs may reference by name.
     pub hooks: Vec<HookConfig>,
+    /// Failed attempts after which a webhook delivery is parked (dead letter) until an admin
+    /// requeues it (default 20).
+    pub webhook_max_attempts: u32,
     /// Most inputs folded into one batch (one transaction).
     pub max_batch: usize,
     /// Input queue length.
@@ -77,6 +80,7 @@ impl RuntimeConfig {
             task_poll_interval: Duration::from_secs(1),
             webhooks: Vec::new(),
             hooks: Vec::new(),
+            webhook_max_attempts: crate::webhooks::DEFAULT_MAX_ATTEMPTS,
             max_batch: 1024,
             queue: 8192,
             commit_retry_deadline: Duration::from_secs(30),
@@ -89,12 +93,22 @@ impl RuntimeConfig {
             phase_mapping: Some(self.phase_mapping.clone()),
             service_states: self.service_table.clone(),
             default_policy: self.default_policy.clone(),
+            conflict_rules: (self.planner.conflict_rules != ConflictRules::default())
+                .then(|| self.planner.conflict_rules.rules.clone()),
         }
         .normalized()
     }
 
-    /// The machines' configuration, validated.
+    /// The machines' configuration, validated (the planner's conflict rules too, since they
+    /// are recorded with the site tables).
     pub fn fleet_config(&self) -> Result<FleetConfig, StartError> {
+        let rules = &self.planner.conflict_rules.rules;
+        if let Err(errors) =
+            steward_planner::conflict::validate_rules(rules, "planner.conflict_rules")
+        {
+            let key = errors.first_field().unwrap_or("planner.conflict_rules").to_string();
+            return Err(StartError::Config { key, message: errors.to_string() });
+        }
         let mapper = StatusMapper::with_override(&self.phase_mapping).map_err(|e| {
             StartError::Config { key: "phase_mapping".into(), message: e.to_string() }
         })?;
@@ -331,9 +345,14 @@ impl Runtime {
         ];
         #[cfg(feature = "webhooks")]
         for webhook in config.webhooks {
+            let settings = webhooks::DeliverySettings {
+                max_attempts: config.webhook_max_attempts.max(1),
+                metrics: metrics.clone(),
+            };
             tasks.push(tokio::spawn(webhooks::deliver(
                 handle.clone(),
                 webhook,
+                settings,
                 clock.clone(),
                 stop.clone(),
             )));

@@ -189,3 +189,40 @@ fn an_older_schema_is_refused_by_replay_without_migrating() {
     assert!(matches!(err, StoreError::SchemaTooOld { found: 0, .. }), "{err:?}");
     assert_eq!(std::fs::read(&path).unwrap(), before);
 }
+
+#[test]
+fn a_version_3_database_migrates_to_visible_webhooks_keeping_its_outbox() {
+    use steward_runtime::store::{Backend, OutboxRow, WriteBatch};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v2.db");
+    let at = chrono::DateTime::parse_from_rfc3339("2026-11-25T12:00:00Z").unwrap().to_utc();
+    let row = OutboxRow {
+        id: 0,
+        webhook: "ops".into(),
+        seq: 1,
+        kind: "run_status_changed".into(),
+        body: "{}".into(),
+        attempts: 3,
+        next_attempt_at: at,
+        delivered_at: None,
+        last_error: Some("HTTP 503".into()),
+    };
+    let mut store = open(&path).unwrap();
+    store.commit(&WriteBatch { outbox: vec![row], ..WriteBatch::default() }).unwrap();
+    drop(store);
+    // Undo migration 4 by hand: the file is now what the previous release wrote.
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch("ALTER TABLE outbox DROP COLUMN parked_at; DROP TABLE webhook_status;")
+        .unwrap();
+    conn.pragma_update(None, "user_version", 3).unwrap();
+    conn.close().unwrap();
+
+    let store = open(&path).unwrap();
+    let conn = Connection::open(&path).unwrap();
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    let pending = store.outbox_pending("ops", 10).unwrap();
+    assert_eq!(pending.len(), 1, "an undelivered row of the old release is still due");
+    let stats = Backend::webhook_stats(&store, "ops").unwrap();
+    assert_eq!((stats.backlog, stats.parked, stats.last_error), (1, 0, None));
+}

@@ -35,6 +35,7 @@ const CASES: &[Case] = &[
         "outbox_is_ordered_by_seq_per_webhook_and_tracks_delivery",
         outbox_is_ordered_by_seq_per_webhook_and_tracks_delivery,
     ),
+    ("a_parked_row_leaves_the_queue_until_requeued", a_parked_row_leaves_the_queue_until_requeued),
     ("history_is_oldest_first_per_component", history_is_oldest_first_per_component),
     ("an_empty_database_loads_an_empty_fleet", an_empty_database_loads_an_empty_fleet),
     (
@@ -448,6 +449,7 @@ fn outbox_is_ordered_by_seq_per_webhook_and_tracks_delivery(fx: &Fixture) {
     let head = store.outbox_pending("ops", 1).unwrap().remove(0);
     let failed = |at, error: &str| OutboxAck::Failed {
         id: head.id,
+        at: t(at - 1),
         next_attempt_at: t(at),
         error: error.to_string(),
     };
@@ -459,7 +461,16 @@ fn outbox_is_ordered_by_seq_per_webhook_and_tracks_delivery(fx: &Fixture) {
     assert_eq!(retried.last_error.as_deref(), Some("HTTP 503"));
     assert_eq!(seqs(store.as_ref(), "ops"), vec![3, 5, 7], "a failed attempt keeps its place");
 
+    let stats = store.webhook_stats("ops").unwrap();
+    assert_eq!((stats.backlog, stats.parked), (3, 0));
+    assert_eq!(stats.last_failure_at, Some(t(59)));
+    assert_eq!(stats.last_error.as_deref(), Some("HTTP 503"));
+    assert_eq!(stats.last_success_at, None);
+
     ack(store.as_mut(), OutboxAck::Delivered { id: head.id, at: t(61) }).unwrap();
+    let stats = store.webhook_stats("ops").unwrap();
+    assert_eq!((stats.backlog, stats.last_success_at), (2, Some(t(61))));
+    assert_eq!(stats.last_error.as_deref(), Some("HTTP 503"), "the last failure stays visible");
     let delivered = store.outbox_row(head.id).unwrap().unwrap();
     assert_eq!(delivered.delivered_at, Some(t(61)));
     assert_eq!(delivered.last_error, None);
@@ -476,7 +487,7 @@ fn outbox_is_ordered_by_seq_per_webhook_and_tracks_delivery(fx: &Fixture) {
         Err(StoreError::OutboxRowNotFound { id: 9999 })
     ));
     let ghost_failure =
-        OutboxAck::Failed { id: 9999, next_attempt_at: t(1), error: "x".to_string() };
+        OutboxAck::Failed { id: 9999, at: t(1), next_attempt_at: t(1), error: "x".to_string() };
     assert!(matches!(
         ack(store.as_mut(), ghost_failure),
         Err(StoreError::OutboxRowNotFound { id: 9999 })
@@ -489,6 +500,37 @@ fn outbox_is_ordered_by_seq_per_webhook_and_tracks_delivery(fx: &Fixture) {
 /// Commits one webhook acknowledgement the way the reducer does: inside a batch.
 fn ack(store: &mut dyn Backend, ack: OutboxAck) -> Result<(), StoreError> {
     store.commit(&WriteBatch { outbox_acks: vec![ack], ..WriteBatch::default() })
+}
+
+fn a_parked_row_leaves_the_queue_until_requeued(fx: &Fixture) {
+    let mut store = fx.open();
+    let rows = vec![outbox("ops", 3), outbox("ops", 4), outbox("audit", 5)];
+    store.commit(&WriteBatch { outbox: rows, ..WriteBatch::default() }).unwrap();
+    let head = store.outbox_pending("ops", 1).unwrap().remove(0);
+    let parked = OutboxAck::Parked {
+        id: head.id,
+        webhook: "ops".into(),
+        at: t(10),
+        error: "HTTP 500 Internal Server Error".into(),
+    };
+    ack(store.as_mut(), parked).unwrap();
+    let seqs = |store: &dyn Backend| -> Vec<u64> {
+        store.outbox_pending("ops", 10).unwrap().iter().map(|r| r.seq).collect()
+    };
+    assert_eq!(seqs(store.as_ref()), vec![4], "a parked row no longer blocks the next one");
+    let stats = store.webhook_stats("ops").unwrap();
+    assert_eq!((stats.backlog, stats.parked), (1, 1));
+    assert_eq!(stats.last_failure_at, Some(t(10)));
+    assert_eq!(stats.last_error.as_deref(), Some("HTTP 500 Internal Server Error"));
+
+    ack(store.as_mut(), OutboxAck::Requeued { webhook: "ops".into(), at: t(20) }).unwrap();
+    assert_eq!(seqs(store.as_ref()), vec![3, 4], "the requeued row goes first again, in seq order");
+    let requeued = store.outbox_row(head.id).unwrap().unwrap();
+    assert_eq!((requeued.attempts, requeued.next_attempt_at), (0, t(20)));
+    assert_eq!(store.webhook_stats("ops").unwrap().parked, 0);
+    assert_eq!(store.webhook_stats("audit").unwrap().backlog, 1, "other webhooks untouched");
+    let never = store.webhook_stats("never-used").unwrap();
+    assert_eq!(never, Default::default(), "a webhook without rows has empty stats");
 }
 
 fn history_is_oldest_first_per_component(fx: &Fixture) {

@@ -2,6 +2,9 @@
 //! and the service-state table the machines read (so replaying the log reproduces what decided
 //! each event, with no config), and [`FleetEvent::ServiceStateForced`] moves a component to any
 //! state of the table, the operator's way out when a new table drops a state components are in.
+//! The planner's conflict rules ride along in the same document (`SiteTables::conflict_rules`):
+//! the machines do not read them; they are recorded so the log names the rules that decided the
+//! claims after it.
 //!
 //! [`FleetEvent::SiteTablesApplied`]: crate::FleetEvent::SiteTablesApplied
 //! [`FleetEvent::ServiceStateForced`]: crate::FleetEvent::ServiceStateForced

@@ -2,7 +2,8 @@
 //!
 //! Tokens come from config as SHA-256 hashes with a role each. `viewer` may GET, `operator` may
 //! also create and steer runs, set service states and push observations, `admin` may also import
-//! inventory. Without any configured token the server is loopback-only and every caller is an
+//! inventory, force service states and see and requeue webhook deliveries (`/v1/webhooks`, GET
+//! included). Without any configured token the server is loopback-only and every caller is an
 //! admin named `local`. The caller's name becomes the initiator recorded in the event log.
 
 use super::problem::Problem;
@@ -60,7 +61,9 @@ pub fn is_public(path: &str) -> bool {
 
 /// The role a request needs.
 pub fn required_role(method: &Method, path: &str) -> Role {
-    if method == Method::GET || method == Method::HEAD {
+    if path == "/v1/webhooks" || path.starts_with("/v1/webhooks/") {
+        Role::Admin
+    } else if method == Method::GET || method == Method::HEAD {
         Role::Viewer
     } else if path == "/v1/inventory" || path.ends_with("/service-state/force") {
         Role::Admin
@@ -132,6 +135,9 @@ mod tests {
         assert_eq!(required_role(&Method::GET, "/v1/inventory"), Role::Viewer);
         assert_eq!(required_role(&Method::POST, "/v1/inventory"), Role::Admin);
         assert_eq!(required_role(&Method::POST, "/v1/runs"), Role::Operator);
+        assert_eq!(required_role(&Method::GET, "/v1/webhooks"), Role::Admin);
+        assert_eq!(required_role(&Method::POST, "/v1/webhooks/ops/redeliver"), Role::Admin);
+        assert_eq!(required_role(&Method::GET, "/v1/webhooksx"), Role::Viewer);
         assert_eq!(required_role(&Method::POST, "/v1/observations"), Role::Operator);
         assert_eq!(
             required_role(&Method::POST, "/v1/components/c1/service-state/force"),

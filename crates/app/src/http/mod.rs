@@ -20,6 +20,7 @@ mod params;
 pub mod problem;
 mod routes;
 pub mod server;
+mod webhooks;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;

@@ -188,6 +188,35 @@ pub(super) struct TransitionTableDoc {
     transitions: Vec<TransitionDoc>,
 }
 
+/// `GET /v1/webhooks` item (mirror of `steward_runtime::WebhookView`).
+#[derive(Serialize, ToSchema)]
+#[schema(as = WebhookView)]
+pub(super) struct WebhookViewDoc {
+    /// The webhook's name.
+    name: String,
+    /// Notification kinds it receives (empty: all).
+    events: Vec<String>,
+    /// Undelivered deliveries still being tried.
+    backlog: u64,
+    /// Deliveries parked (dead letters) after `webhook_max_attempts` failed attempts.
+    parked: u64,
+    /// The last 2xx answer.
+    last_success_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The last failed attempt.
+    last_failure_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Its error (kept after a later success).
+    last_error: Option<String>,
+}
+
+/// `POST /v1/webhooks/{name}/redeliver` answer.
+#[derive(Serialize, ToSchema)]
+pub(super) struct RedeliverAnswer {
+    /// The webhook.
+    pub(super) webhook: String,
+    /// How many parked deliveries were requeued.
+    pub(super) requeued: u64,
+}
+
 /// The property names a schema of the document declares (`$ref`s and `allOf` followed).
 pub fn schema_properties(doc: &Value, schema: &Value) -> BTreeMap<String, Value> {
     let mut out = BTreeMap::new();
@@ -240,6 +269,9 @@ mod tests {
         assert_eq!(doc["paths"]["/v1/runs"]["post"]["x-steward-role"], "operator");
         assert_eq!(doc["paths"]["/v1/runs"]["get"]["x-steward-role"], "viewer");
         assert_eq!(doc["paths"]["/"]["get"]["x-steward-role"], "none");
+        assert_eq!(doc["paths"]["/v1/webhooks"]["get"]["x-steward-role"], "admin");
+        let redeliver = &doc["paths"]["/v1/webhooks/{name}/redeliver"]["post"];
+        assert_eq!(redeliver["x-steward-role"], "admin");
     }
 
     #[test]
@@ -266,6 +298,14 @@ mod tests {
         let mut expected = keys(&serde_json::to_value(table.unwrap()).unwrap());
         expected.sort();
         assert_eq!(schema_keys(&doc, "TransitionTable"), expected);
+        let webhook = steward_runtime::WebhookView {
+            name: "ops".into(),
+            events: vec![],
+            stats: steward_runtime::store::WebhookStats::default(),
+        };
+        let mut expected = keys(&serde_json::to_value(webhook).unwrap());
+        expected.sort();
+        assert_eq!(schema_keys(&doc, "WebhookView"), expected);
     }
 
     #[test]

@@ -53,6 +53,8 @@ pub(super) fn api() -> OpenApiRouter<ApiState> {
         .routes(routes!(component))
         .routes(routes!(set_service_state))
         .routes(routes!(super::admin::force_service_state))
+        .routes(routes!(super::webhooks::list))
+        .routes(routes!(super::webhooks::redeliver))
         .routes(routes!(history))
         .routes(routes!(observations))
         .routes(routes!(create_run, runs))

@@ -101,10 +101,14 @@ pub fn runtime_config(config: &Config) -> Result<RuntimeConfig, ConfigError> {
         seconds => Some(Duration::from_secs(seconds)),
     };
     runtime.planner.global_max_parallel = config.planner.global_max_parallel_racks;
+    if let Some(rules) = &config.planner.conflict_rules {
+        runtime.planner.conflict_rules = steward_planner::ConflictRules { rules: rules.clone() };
+    }
     runtime.plan_interval = Duration::from_millis(config.plan_interval_ms);
     runtime.sync_interval = Duration::from_millis(config.sync_interval_ms);
     runtime.task_poll_interval = Duration::from_millis(config.task_poll_interval_ms);
     runtime.commit_retry_deadline = Duration::from_millis(config.commit_retry_deadline_ms);
+    runtime.webhook_max_attempts = config.webhook_max_attempts;
     runtime.webhooks = config
         .webhooks
         .iter()
@@ -343,4 +347,22 @@ pub(crate) fn spawn_reimport(
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn configured_conflict_rules_reach_the_planner_and_the_recorded_site_tables() {
+        let text = "[[planner.conflict_rules]]\nname = \"all\"\nverdict = \"compatible\"\n";
+        let config = Config::from_toml_str(text).unwrap();
+        let rules = config.planner.conflict_rules.clone().unwrap();
+        let runtime = runtime_config(&config).unwrap();
+        assert_eq!(runtime.planner.conflict_rules.rules, rules);
+        assert_eq!(runtime.site_tables().conflict_rules, Some(rules), "recorded in the log");
+        let defaults = runtime_config(&Config::default()).unwrap();
+        assert_eq!(defaults.site_tables().conflict_rules, None, "built-in rules: nothing recorded");
+    }
 }

@@ -48,6 +48,12 @@ impl Metrics {
     /// Records nothing.
     pub fn observation_ignored(&self, _reason: &str) {}
 
+    /// Records nothing.
+    pub fn webhook_failed(&self, _webhook: &str) {}
+
+    /// Records nothing.
+    pub fn webhook_backlog(&self, _webhook: &str, _backlog: u64, _parked: u64) {}
+
     /// An exposition that says metrics are off.
     pub fn encode(&self) -> String {
         String::from("# steward built without the metrics feature\n")

@@ -35,6 +35,11 @@ struct CallLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WebhookLabel {
+    webhook: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CauseLabel {
     cause: String,
 }
@@ -54,6 +59,9 @@ pub struct Metrics {
     last_commit: Gauge,
     components: Family<PhaseLabel, Gauge>,
     observations_ignored: Family<ReasonLabel, Counter>,
+    webhook_failures: Family<WebhookLabel, Counter>,
+    webhook_backlog: Family<WebhookLabel, Gauge>,
+    webhook_parked: Family<WebhookLabel, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -138,7 +146,28 @@ impl Metrics {
             "Observations not applied, by reason (out_of_order, future)",
             observations_ignored.clone(),
         );
+        let webhook_failures = Family::<WebhookLabel, Counter>::default();
+        registry.register(
+            "webhook_failures",
+            "Failed webhook delivery attempts by webhook",
+            webhook_failures.clone(),
+        );
+        let webhook_backlog = Family::<WebhookLabel, Gauge>::default();
+        registry.register(
+            "webhook_backlog",
+            "Undelivered webhook deliveries still being tried, by webhook",
+            webhook_backlog.clone(),
+        );
+        let webhook_parked = Family::<WebhookLabel, Gauge>::default();
+        registry.register(
+            "webhook_parked",
+            "Webhook deliveries parked after too many attempts, by webhook",
+            webhook_parked.clone(),
+        );
         Self {
+            webhook_failures,
+            webhook_backlog,
+            webhook_parked,
             components,
             observations_ignored,
             registry: Mutex::new(registry),
@@ -220,6 +249,18 @@ impl Metrics {
     /// Counts an observation that was not applied (`out_of_order` or `future`).
     pub fn observation_ignored(&self, reason: &str) {
         self.observations_ignored.get_or_create(&ReasonLabel { reason: reason.to_string() }).inc();
+    }
+
+    /// Counts one failed webhook delivery attempt.
+    pub fn webhook_failed(&self, webhook: &str) {
+        self.webhook_failures.get_or_create(&WebhookLabel { webhook: webhook.to_string() }).inc();
+    }
+
+    /// Records a webhook's backlog and parked count.
+    pub fn webhook_backlog(&self, webhook: &str, backlog: u64, parked: u64) {
+        let label = WebhookLabel { webhook: webhook.to_string() };
+        self.webhook_backlog.get_or_create(&label).set(i64::try_from(backlog).unwrap_or(i64::MAX));
+        self.webhook_parked.get_or_create(&label).set(i64::try_from(parked).unwrap_or(i64::MAX));
     }
 
     /// The Prometheus text exposition.

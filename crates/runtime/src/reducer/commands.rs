@@ -77,6 +77,9 @@ impl Reducer {
                 let view = self.component_view(&component, batch.now)?;
                 Ok(Reply::Component(Box::new(view)))
             }
+            Command::RedeliverWebhook { webhook, initiator } => {
+                self.redeliver(webhook, &initiator, batch)
+            }
             Command::CreateRun { request, initiator } => {
                 self.create_run(*request, &initiator, None, batch)
             }

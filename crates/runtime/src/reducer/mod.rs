@@ -12,6 +12,7 @@ mod durable;
 mod followups;
 mod site;
 mod views;
+mod webhooks;
 
 use crate::clock::SharedClock;
 use crate::health::Health;
@@ -279,7 +280,11 @@ impl Reducer {
                 batch.rows.outbox_ack(OutboxAck::Delivered { id, at: batch.now });
             }
             ReducerInput::OutboxFailed { id, next_attempt_at, error } => {
-                batch.rows.outbox_ack(OutboxAck::Failed { id, next_attempt_at, error });
+                let at = batch.now;
+                batch.rows.outbox_ack(OutboxAck::Failed { id, at, next_attempt_at, error });
+            }
+            ReducerInput::OutboxParked { id, webhook, error } => {
+                self.park(id, webhook, error, batch);
             }
             ReducerInput::HookStarted { target_id, invocation_id } => {
                 self.hook_report(FleetEvent::HookStarted { target_id, invocation_id }, batch);

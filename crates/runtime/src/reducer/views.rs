@@ -56,6 +56,7 @@ impl Reducer {
                     .filter_map(|t| Some((t.task_id.clone()?, t.id.clone())))
                     .collect(),
             )),
+            Query::Webhooks => self.webhooks_view(),
             Query::OutboxDue { webhook, limit } => self
                 .store
                 .outbox_pending(&webhook, limit)

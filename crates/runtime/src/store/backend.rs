@@ -3,7 +3,7 @@
 //! `postgres`) implements the same trait with the same tables and the same one-transaction
 //! commit, plus an epoch check that fences a deposed leader.
 
-use super::{EventRecord, HistoryEntry, Loaded, OutboxRow, StoreError, WriteBatch};
+use super::{EventRecord, HistoryEntry, Loaded, OutboxRow, StoreError, WebhookStats, WriteBatch};
 use steward_proto::ComponentId;
 use steward_state_machine::FleetConfig;
 
@@ -19,8 +19,11 @@ pub trait Backend: Send {
     fn last_seq(&self) -> Result<u64, StoreError>;
     /// The component's service-state history, oldest first.
     fn history(&self, component: &ComponentId) -> Result<Vec<HistoryEntry>, StoreError>;
-    /// Up to `limit` undelivered outbox rows of `webhook`, in event order.
+    /// Up to `limit` undelivered, unparked outbox rows of `webhook`, in event order.
     fn outbox_pending(&self, webhook: &str, limit: u32) -> Result<Vec<OutboxRow>, StoreError>;
+    /// Backlog, parked count and last success and failure of `webhook` (all empty for a
+    /// webhook that never had a row).
+    fn webhook_stats(&self, webhook: &str) -> Result<WebhookStats, StoreError>;
     /// One outbox row by id.
     fn outbox_row(&self, id: i64) -> Result<Option<OutboxRow>, StoreError>;
     /// Housekeeping between batches (SQLite: a passive WAL checkpoint); may do nothing.
@@ -60,6 +63,9 @@ impl Backend for super::Store {
     }
     fn outbox_pending(&self, webhook: &str, limit: u32) -> Result<Vec<OutboxRow>, StoreError> {
         super::Store::outbox_pending(self, webhook, limit)
+    }
+    fn webhook_stats(&self, webhook: &str) -> Result<WebhookStats, StoreError> {
+        super::Store::webhook_stats(self, webhook)
     }
     fn outbox_row(&self, id: i64) -> Result<Option<OutboxRow>, StoreError> {
         super::Store::outbox_row(self, id)

@@ -120,6 +120,15 @@ impl BatchBuilder {
         self.outbox_acks.push(ack);
     }
 
+    /// How many rows of `webhook` this batch parks so far (a requeue in the same batch, written
+    /// after them, requeues them too).
+    pub fn parked_in_batch(&self, webhook: &str) -> u64 {
+        let parked = self.outbox_acks.iter().filter(
+            |ack| matches!(ack, OutboxAck::Parked { webhook: name, .. } if name == webhook),
+        );
+        u64::try_from(parked.count()).unwrap_or(u64::MAX)
+    }
+
     /// Adds an outbox row (a webhook delivery recorded with the event that caused it).
     pub fn outbox(&mut self, row: OutboxRow) {
         self.outbox.push(row);

@@ -173,11 +173,47 @@ pub enum OutboxAck {
     Failed {
         /// The row.
         id: i64,
+        /// When the attempt failed.
+        at: Timestamp,
         /// Earliest next attempt.
         next_attempt_at: Timestamp,
         /// Why it failed.
         error: String,
     },
+    /// The attempt failed and the row has used up its attempts: it is parked (a dead letter)
+    /// until [`OutboxAck::Requeued`].
+    Parked {
+        /// The row.
+        id: i64,
+        /// The webhook the row belongs to.
+        webhook: String,
+        /// When the last attempt failed.
+        at: Timestamp,
+        /// Why it failed.
+        error: String,
+    },
+    /// Every parked row of `webhook` goes back to the queue with a fresh attempt count.
+    Requeued {
+        /// The webhook.
+        webhook: String,
+        /// The earliest next attempt (now).
+        at: Timestamp,
+    },
+}
+
+/// One webhook's delivery state, as `GET /v1/webhooks` shows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct WebhookStats {
+    /// Undelivered rows still being tried.
+    pub backlog: u64,
+    /// Rows parked after too many failed attempts.
+    pub parked: u64,
+    /// The last 2xx.
+    pub last_success_at: Option<Timestamp>,
+    /// The last failed attempt.
+    pub last_failure_at: Option<Timestamp>,
+    /// Its error.
+    pub last_error: Option<String>,
 }
 
 impl WriteBatch {
@@ -537,11 +573,11 @@ impl Store {
         Ok(entries)
     }
 
-    /// Up to `limit` undelivered outbox rows of `webhook`, in event order.
+    /// Up to `limit` undelivered, unparked outbox rows of `webhook`, in event order.
     pub fn outbox_pending(&self, webhook: &str, limit: u32) -> Result<Vec<OutboxRow>, StoreError> {
         let sql = format!(
             "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE webhook = ?1 AND delivered_at IS NULL \
-             ORDER BY seq, id LIMIT ?2"
+             AND parked_at IS NULL ORDER BY seq, id LIMIT ?2"
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let mut rows = stmt.query(params![webhook, limit])?;
@@ -550,6 +586,35 @@ impl Store {
             out.push(outbox_row(row)?);
         }
         Ok(out)
+    }
+
+    /// Backlog, parked count and last success and failure of `webhook`.
+    pub fn webhook_stats(&self, webhook: &str) -> Result<WebhookStats, StoreError> {
+        let (backlog, parked): (i64, i64) = self
+            .conn
+            .prepare_cached(
+                "SELECT count(*) FILTER (WHERE parked_at IS NULL), \
+                 count(*) FILTER (WHERE parked_at IS NOT NULL) \
+                 FROM outbox WHERE webhook = ?1 AND delivered_at IS NULL",
+            )?
+            .query_row(params![webhook], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        let status: Option<(Option<String>, Option<String>, Option<String>)> = self
+            .conn
+            .prepare_cached(
+                "SELECT last_success_at, last_failure_at, last_error FROM webhook_status \
+                 WHERE webhook = ?1",
+            )?
+            .query_row(params![webhook], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .optional()?;
+        let (success, failure, last_error) = status.unwrap_or_default();
+        let what = |column: &str| format!("webhook_status {webhook:?} column {column}");
+        Ok(WebhookStats {
+            backlog: to_u64(backlog, || what("backlog"))?,
+            parked: to_u64(parked, || what("parked"))?,
+            last_success_at: parse_opt_ts(success, || what("last_success_at"))?,
+            last_failure_at: parse_opt_ts(failure, || what("last_failure_at"))?,
+            last_error,
+        })
     }
 
     /// One outbox row by id.
@@ -612,31 +677,63 @@ pub(crate) fn last_seq(conn: &Connection) -> Result<u64, StoreError> {
     to_u64(seq.unwrap_or(0), || "events column seq".to_string())
 }
 
-/// Writes one webhook acknowledgement inside the batch's transaction; a row that does not exist
-/// fails the whole batch.
+/// Writes one webhook acknowledgement inside the batch's transaction (and the webhook's last
+/// success or failure); a row that does not exist fails the whole batch.
 fn write_outbox_ack(tx: &rusqlite::Transaction<'_>, ack: &OutboxAck) -> Result<(), StoreError> {
     let (id, changed) = match ack {
-        OutboxAck::Delivered { id, at } => (
-            *id,
+        OutboxAck::Delivered { id, at } => {
+            let changed = tx
+                .prepare_cached(
+                    "UPDATE outbox SET delivered_at = ?2, last_error = NULL WHERE id = ?1",
+                )?
+                .execute(params![id, ts(at)])?;
+            tx.prepare_cached(STATUS_SUCCESS)?.execute(params![id, ts(at)])?;
+            (*id, changed)
+        }
+        OutboxAck::Failed { id, at, next_attempt_at, error } => {
+            let changed = tx
+                .prepare_cached(
+                    "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, \
+                     last_error = ?3 WHERE id = ?1",
+                )?
+                .execute(params![id, ts(next_attempt_at), error])?;
+            tx.prepare_cached(STATUS_FAILURE)?.execute(params![id, ts(at), error])?;
+            (*id, changed)
+        }
+        OutboxAck::Parked { id, at, error, .. } => {
+            let changed = tx
+                .prepare_cached(
+                    "UPDATE outbox SET attempts = attempts + 1, parked_at = ?2, \
+                     last_error = ?3 WHERE id = ?1",
+                )?
+                .execute(params![id, ts(at), error])?;
+            tx.prepare_cached(STATUS_FAILURE)?.execute(params![id, ts(at), error])?;
+            (*id, changed)
+        }
+        OutboxAck::Requeued { webhook, at } => {
             tx.prepare_cached(
-                "UPDATE outbox SET delivered_at = ?2, last_error = NULL WHERE id = ?1",
+                "UPDATE outbox SET parked_at = NULL, attempts = 0, next_attempt_at = ?2 \
+                 WHERE webhook = ?1 AND delivered_at IS NULL AND parked_at IS NOT NULL",
             )?
-            .execute(params![id, ts(at)])?,
-        ),
-        OutboxAck::Failed { id, next_attempt_at, error } => (
-            *id,
-            tx.prepare_cached(
-                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, \
-                 last_error = ?3 WHERE id = ?1",
-            )?
-            .execute(params![id, ts(next_attempt_at), error])?,
-        ),
+            .execute(params![webhook, ts(at)])?;
+            return Ok(());
+        }
     };
     if changed == 0 {
         return Err(StoreError::OutboxRowNotFound { id });
     }
     Ok(())
 }
+
+/// Records a webhook's last success (`?1` the outbox row, `?2` when).
+const STATUS_SUCCESS: &str = "INSERT INTO webhook_status (webhook, last_success_at) \
+     SELECT webhook, ?2 FROM outbox WHERE id = ?1 \
+     ON CONFLICT(webhook) DO UPDATE SET last_success_at = excluded.last_success_at";
+/// Records a webhook's last failure (`?1` the outbox row, `?2` when, `?3` the error).
+const STATUS_FAILURE: &str = "INSERT INTO webhook_status (webhook, last_failure_at, last_error) \
+     SELECT webhook, ?2, ?3 FROM outbox WHERE id = ?1 \
+     ON CONFLICT(webhook) DO UPDATE SET last_failure_at = excluded.last_failure_at, \
+     last_error = excluded.last_error";
 
 fn outbox_row(row: &rusqlite::Row<'_>) -> Result<OutboxRow, StoreError> {
     let id: i64 = row.get(0)?;

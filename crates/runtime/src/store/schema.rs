@@ -135,7 +135,22 @@ const V3: &str = r#"
 CREATE INDEX events_site_tables ON events(seq) WHERE kind = 'site_tables_applied';
 "#;
 
-const MIGRATION_LIST: &[M<'static>] = &[M::up(V1), M::up(V2), M::up(V3)];
+/// Migration 4: visible webhooks. An outbox row that failed `webhook_max_attempts` times is
+/// parked (`parked_at`, a dead letter) until an admin requeues it; `webhook_status` keeps each
+/// webhook's last success and last failure (with its error), written in the same transaction
+/// as the acknowledgement that set them.
+const V4: &str = r#"
+ALTER TABLE outbox ADD COLUMN parked_at TEXT;
+
+CREATE TABLE webhook_status (
+    webhook         TEXT PRIMARY KEY,
+    last_success_at TEXT,
+    last_failure_at TEXT,
+    last_error      TEXT
+);
+"#;
+
+const MIGRATION_LIST: &[M<'static>] = &[M::up(V1), M::up(V2), M::up(V3), M::up(V4)];
 
 /// The migrations, oldest first.
 pub(crate) const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);
@@ -150,6 +165,6 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         assert!(MIGRATIONS.validate().is_ok());
-        assert_eq!(SCHEMA_VERSION, 3);
+        assert_eq!(SCHEMA_VERSION, 4);
     }
 }

@@ -6,9 +6,9 @@ use serde::{Deserialize, Serialize};
 #[cfg(feature = "webhooks")]
 mod delivery;
 #[cfg(feature = "webhooks")]
-pub(crate) use delivery::deliver;
-#[cfg(feature = "webhooks")]
 pub use delivery::signature;
+#[cfg(feature = "webhooks")]
+pub(crate) use delivery::{DeliverySettings, deliver};
 
 /// One configured webhook.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,6 +25,9 @@ pub struct WebhookConfig {
     #[serde(default)]
     pub events: Vec<String>,
 }
+
+/// Default for how many failed attempts park a delivery (config `webhook_max_attempts`).
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 20;
 
 impl WebhookConfig {
     /// Whether this webhook subscribes to `kind`.

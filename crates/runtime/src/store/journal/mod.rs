@@ -9,7 +9,7 @@
 //! Two backends behind one API ([`AdapterJournal`]):
 //! - SQLite ([`AdapterJournal::open`], `sqlite.rs`): the store's own file, schema migration 2;
 //! - PostgreSQL ([`AdapterJournal::open_postgres`], `postgres.rs`, feature `postgres`): the HA
-//!   store's database, PostgreSQL migration 3. Every write is fenced by the leadership epoch
+//!   store's database, PostgreSQL migration 4. Every write is fenced by the leadership epoch
 //!   the journal was opened with: it reads the epoch `FOR SHARE` in its own transaction and is
 //!   refused with [`StoreError::Fenced`] once another instance leads, so a deposed leader can
 //!   never journal a step (and so never send the request that follows it).

@@ -1,5 +1,5 @@
 //! The PostgreSQL side of the adapter journal (feature `postgres`): the tables `adapter_tasks`
-//! and `adapter_steps` of PostgreSQL migration 3, in the HA store's database, so whichever
+//! and `adapter_steps` of PostgreSQL migration 4, in the HA store's database, so whichever
 //! instance leads finds the tasks and steps the previous leader journaled.
 //!
 //! Every write runs in its own transaction that first reads the leadership epoch `FOR SHARE`

@@ -19,7 +19,8 @@ pub use schema::PG_SCHEMA_VERSION;
 
 use super::codec::{JsonBuf, from_json, parse_opt_ts, parse_ts, to_i64, to_u32, to_u64, ts};
 use super::{
-    Backend, EventRecord, HistoryEntry, Loaded, OutboxAck, OutboxRow, StoreError, WriteBatch,
+    Backend, EventRecord, HistoryEntry, Loaded, OutboxAck, OutboxRow, StoreError, WebhookStats,
+    WriteBatch,
 };
 use postgres::{Client, Statement, Transaction};
 use std::cell::RefCell;
@@ -40,6 +41,10 @@ struct Statements {
     update_outbox: Statement,
     ack_delivered: Statement,
     ack_failed: Statement,
+    ack_parked: Statement,
+    requeue: Statement,
+    status_success: Statement,
+    status_failure: Statement,
 }
 
 const UPSERT_COMPONENT: &str = "INSERT INTO components \
@@ -105,6 +110,25 @@ impl Statements {
             ack_failed: client.prepare(
                 "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $2, \
                  last_error = $3 WHERE id = $1",
+            )?,
+            ack_parked: client.prepare(
+                "UPDATE outbox SET attempts = attempts + 1, parked_at = $2, last_error = $3 \
+                 WHERE id = $1",
+            )?,
+            requeue: client.prepare(
+                "UPDATE outbox SET parked_at = NULL, attempts = 0, next_attempt_at = $2 \
+                 WHERE webhook = $1 AND delivered_at IS NULL AND parked_at IS NOT NULL",
+            )?,
+            status_success: client.prepare(
+                "INSERT INTO webhook_status (webhook, last_success_at) \
+                 SELECT webhook, $2::text FROM outbox WHERE id = $1 \
+                 ON CONFLICT (webhook) DO UPDATE SET last_success_at = excluded.last_success_at",
+            )?,
+            status_failure: client.prepare(
+                "INSERT INTO webhook_status (webhook, last_failure_at, last_error) \
+                 SELECT webhook, $2::text, $3::text FROM outbox WHERE id = $1 \
+                 ON CONFLICT (webhook) DO UPDATE SET last_failure_at = excluded.last_failure_at, \
+                 last_error = excluded.last_error",
             )?,
         })
     }
@@ -228,18 +252,44 @@ impl PgStore {
             self.write_outbox(tx, row)?;
         }
         for ack in &batch.outbox_acks {
-            let (id, changed) = match ack {
-                OutboxAck::Delivered { id, at } => {
-                    (*id, tx.execute(&s.ack_delivered, &[id, &ts(at)]).map_err(&ex)?)
-                }
-                OutboxAck::Failed { id, next_attempt_at, error } => (
-                    *id,
-                    tx.execute(&s.ack_failed, &[id, &ts(next_attempt_at), error]).map_err(&ex)?,
-                ),
-            };
-            if changed == 0 {
-                return Err(StoreError::OutboxRowNotFound { id });
+            self.write_outbox_ack(tx, ack)?;
+        }
+        Ok(())
+    }
+
+    /// One webhook acknowledgement (and the webhook's last success or failure), as SQLite's
+    /// `write_outbox_ack`; a row that does not exist fails the whole batch.
+    fn write_outbox_ack(
+        &self,
+        tx: &mut Transaction<'_>,
+        ack: &OutboxAck,
+    ) -> Result<(), StoreError> {
+        let s = &self.statements;
+        let ex = pg("commit: write webhook acknowledgement");
+        let (id, changed) = match ack {
+            OutboxAck::Delivered { id, at } => {
+                let changed = tx.execute(&s.ack_delivered, &[id, &ts(at)]).map_err(&ex)?;
+                tx.execute(&s.status_success, &[id, &ts(at)]).map_err(&ex)?;
+                (*id, changed)
             }
+            OutboxAck::Failed { id, at, next_attempt_at, error } => {
+                let changed =
+                    tx.execute(&s.ack_failed, &[id, &ts(next_attempt_at), error]).map_err(&ex)?;
+                tx.execute(&s.status_failure, &[id, &ts(at), error]).map_err(&ex)?;
+                (*id, changed)
+            }
+            OutboxAck::Parked { id, at, error, .. } => {
+                let changed = tx.execute(&s.ack_parked, &[id, &ts(at), error]).map_err(&ex)?;
+                tx.execute(&s.status_failure, &[id, &ts(at), error]).map_err(&ex)?;
+                (*id, changed)
+            }
+            OutboxAck::Requeued { webhook, at } => {
+                tx.execute(&s.requeue, &[webhook, &ts(at)]).map_err(&ex)?;
+                return Ok(());
+            }
+        };
+        if changed == 0 {
+            return Err(StoreError::OutboxRowNotFound { id });
         }
         Ok(())
     }
@@ -402,7 +452,7 @@ impl Backend for PgStore {
     fn outbox_pending(&self, webhook: &str, limit: u32) -> Result<Vec<OutboxRow>, StoreError> {
         let sql = format!(
             "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE webhook = $1 AND delivered_at IS NULL \
-             ORDER BY seq, id LIMIT $2"
+             AND parked_at IS NULL ORDER BY seq, id LIMIT $2"
         );
         let rows = self
             .client
@@ -410,6 +460,35 @@ impl Backend for PgStore {
             .query(&sql, &[&webhook, &i64::from(limit)])
             .map_err(pg("read outbox"))?;
         rows.iter().map(outbox_row).collect()
+    }
+
+    fn webhook_stats(&self, webhook: &str) -> Result<WebhookStats, StoreError> {
+        let mut client = self.client.borrow_mut();
+        let counts = client
+            .query_one(
+                "SELECT count(*) FILTER (WHERE parked_at IS NULL), \
+                 count(*) FILTER (WHERE parked_at IS NOT NULL) \
+                 FROM outbox WHERE webhook = $1 AND delivered_at IS NULL",
+                &[&webhook],
+            )
+            .map_err(pg("read webhook backlog"))?;
+        let status = client
+            .query_opt(
+                "SELECT last_success_at, last_failure_at, last_error FROM webhook_status \
+                 WHERE webhook = $1",
+                &[&webhook],
+            )
+            .map_err(pg("read webhook status"))?;
+        let (success, failure, last_error): (Option<String>, Option<String>, Option<String>) =
+            status.map(|row| (row.get(0), row.get(1), row.get(2))).unwrap_or_default();
+        let what = |column: &str| format!("webhook_status {webhook:?} column {column}");
+        Ok(WebhookStats {
+            backlog: to_u64(counts.get(0), || what("backlog"))?,
+            parked: to_u64(counts.get(1), || what("parked"))?,
+            last_success_at: parse_opt_ts(success, || what("last_success_at"))?,
+            last_failure_at: parse_opt_ts(failure, || what("last_failure_at"))?,
+            last_error,
+        })
     }
 
     fn outbox_row(&self, id: i64) -> Result<Option<OutboxRow>, StoreError> {

@@ -110,10 +110,24 @@ const V2: &str = r#"
 CREATE INDEX events_site_tables ON events(seq) WHERE kind = 'site_tables_applied';
 "#;
 
-/// Migration 3: the task journal of the adapters that keep tasks and steps (Redfish, exec), the
+/// Migration 3: visible webhooks, as SQLite's migration 4. An outbox row that failed
+/// `webhook_max_attempts` times is parked (`parked_at`, a dead letter) until an admin requeues
+/// it; `webhook_status` keeps each webhook's last success and last failure (with its error),
+/// written in the same transaction as the acknowledgement that set them.
+const V3: &str = r#"
+ALTER TABLE outbox ADD COLUMN parked_at TEXT;
+CREATE TABLE webhook_status (
+    webhook         TEXT PRIMARY KEY,
+    last_success_at TEXT,
+    last_failure_at TEXT,
+    last_error      TEXT
+);
+"#;
+
+/// Migration 4: the task journal of the adapters that keep tasks and steps (Redfish, exec), the
 /// same two tables as SQLite's migration 2 (`store::journal`), plus the leadership epoch that
 /// wrote each row last (every write is fenced by it; the tests read it).
-const V3: &str = r#"
+const V4: &str = r#"
 CREATE TABLE adapter_tasks (
     adapter         TEXT NOT NULL,
     task_id         TEXT NOT NULL,
@@ -140,7 +154,7 @@ CREATE TABLE adapter_steps (
 "#;
 
 /// The migrations, oldest first; the schema version is how many have run.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this binary writes and reads.
 pub const PG_SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -157,7 +171,7 @@ mod tests {
 
     #[test]
     fn the_version_counts_the_migrations() {
-        assert_eq!(PG_SCHEMA_VERSION, 3);
+        assert_eq!(PG_SCHEMA_VERSION, 4);
         assert!(MIGRATIONS.iter().all(|m| !m.trim().is_empty()));
     }
 }
