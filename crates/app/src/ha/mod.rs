@@ -264,6 +264,8 @@ struct BuiltCore {
     follow: Option<Follow>,
 }
 
+/// Starts the adapter over its journal (Redfish and exec run their first sync and resume the
+/// tasks the journal holds unfinished); `url` names the journal in the adapter's errors.
 async fn build_core(
     settings: AdapterSettings,
     journal: Journal,
