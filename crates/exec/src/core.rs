@@ -81,6 +81,15 @@ struct Inner {
     /// The last observe failure (logged once per distinct reason).
     observe_error: Mutex<Option<String>>,
     inventory: watch::Sender<u64>,
+    /// The task runners, aborted by [`ExecCore::stop`].
+    runners: Mutex<Runners>,
+}
+
+/// The spawned task runners, and whether the adapter was stopped (no new runner then).
+#[derive(Default)]
+struct Runners {
+    stopped: bool,
+    handles: Vec<tokio::task::AbortHandle>,
 }
 
 /// A component the observe command reported.
@@ -182,6 +191,7 @@ impl ExecCore {
                 active: Mutex::default(),
                 observe_error: Mutex::default(),
                 inventory: watch::channel(0).0,
+                runners: Mutex::default(),
             }),
         };
         core.sync().await;
@@ -343,13 +353,32 @@ impl ExecCore {
     }
 
     fn spawn_runner(&self, task_id: String, request: TaskRequest, start: Start) {
+        let mut runners = self.inner.runners.lock().unwrap_or_else(|p| p.into_inner());
+        if runners.stopped {
+            tracing::warn!(task = %task_id, "adapter stopped: the task is left to the next start");
+            return;
+        }
         let core = self.clone();
-        tokio::spawn(async move {
+        let handle = tokio::spawn(async move {
             core.run_task(&task_id, &request, start).await;
             let mut active = core.lock_active();
             active.racks.remove(&request.rack_id);
             active.cancelled.remove(&task_id);
         });
+        runners.handles.retain(|h| !h.is_finished());
+        runners.handles.push(handle.abort_handle());
+    }
+
+    /// Stops the adapter's work in this process: every task runner is aborted where it stands
+    /// (as a crash would stop it; the journal keeps what it committed) and no new one starts.
+    /// The HA server calls this when it steps down, so the next leader's adapter, resuming
+    /// from the journal, is the only one working on the tasks.
+    pub fn stop(&self) {
+        let mut runners = self.inner.runners.lock().unwrap_or_else(|p| p.into_inner());
+        runners.stopped = true;
+        for handle in runners.handles.drain(..) {
+            handle.abort();
+        }
     }
 
     async fn run_task(&self, task_id: &str, request: &TaskRequest, start: Start) {

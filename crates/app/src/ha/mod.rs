@@ -147,6 +147,8 @@ struct Leading {
     stopped: CancellationToken,
     /// Cancelled on stepping down: ends the adapter's inventory follower.
     adapter_stop: CancellationToken,
+    /// Called on stepping down, after the engine stopped: aborts the adapter's task runners.
+    stop_runners: Option<StopAdapter>,
 }
 
 /// Follows the elector: starts the engine on winning, stops it on losing (or when its reducer
@@ -209,6 +211,10 @@ async fn step_down(front: &SharedFront, leading: &mut Option<Leading>) {
     if let Some(previous) = leading.take() {
         previous.adapter_stop.cancel();
         previous.runtime.shutdown().await;
+        // The next leader's adapter resumes the tasks from the journal; none runs on here.
+        if let Some(stop) = &previous.stop_runners {
+            stop();
+        }
         tracing::warn!("stepped down: standing by");
     }
 }
@@ -257,11 +263,16 @@ enum Journal {
 /// How to follow an adapter's inventory: bumped when it finds new components, and the inventory.
 type Follow = (tokio::sync::watch::Receiver<u64>, Box<dyn Fn() -> InventoryUpsert + Send>);
 
-/// A started adapter: the Core, its inventory now, and (Redfish, exec) how to follow it.
+/// Stops an adapter's task runners (Redfish, exec).
+type StopAdapter = Box<dyn Fn() + Send + Sync>;
+
+/// A started adapter: the Core, its inventory now, and (Redfish, exec) how to follow it and
+/// how to stop its runners.
 struct BuiltCore {
     core: Arc<dyn Core>,
     inventory: InventoryUpsert,
     follow: Option<Follow>,
+    stop: Option<StopAdapter>,
 }
 
 /// Starts the adapter over its journal (Redfish and exec run their first sync and resume the
@@ -282,27 +293,29 @@ async fn build_core(
                 Box::new(JournalSink(journal)),
             )?;
             let inventory = sim.inventory();
-            Ok(BuiltCore { core: Arc::new(sim), inventory, follow: None })
+            Ok(BuiltCore { core: Arc::new(sim), inventory, follow: None, stop: None })
         }
         (AdapterSettings::Redfish(settings), Journal::Tasks(journal)) => {
             let redfish = RedfishCore::start_with_journal(settings, journal, name, clock).await?;
             let changes = redfish.inventory_changes();
-            let follow = redfish.clone();
+            let (follow, stop) = (redfish.clone(), redfish.clone());
             Ok(BuiltCore {
                 core: Arc::new(redfish.clone()),
                 inventory: redfish.inventory(),
                 follow: Some((changes, Box::new(move || follow.inventory()))),
+                stop: Some(Box::new(move || stop.stop())),
             })
         }
         (AdapterSettings::Exec(settings, work_dir), Journal::Tasks(journal)) => {
             let exec =
                 ExecCore::start_with_journal(settings, journal, name, work_dir, clock).await?;
             let changes = exec.inventory_changes();
-            let follow = exec.clone();
+            let (follow, stop) = (exec.clone(), exec.clone());
             Ok(BuiltCore {
                 core: Arc::new(exec.clone()),
                 inventory: exec.inventory(),
                 follow: Some((changes, Box::new(move || follow.inventory()))),
+                stop: Some(Box::new(move || stop.stop())),
             })
         }
         _ => Err(ServeError::Config(ConfigError::Invalid {
@@ -343,12 +356,26 @@ async fn lead(config: &Config, url: &str, epoch: i64) -> Result<(Leading, Router
             return Err(error);
         }
     };
+    let stop_runners = built.stop;
     let runtime =
-        Runtime::start_with_backend(runtime_settings, Box::new(store), built.core, clock).await?;
+        match Runtime::start_with_backend(runtime_settings, Box::new(store), built.core, clock)
+            .await
+        {
+            Ok(runtime) => runtime,
+            Err(error) => {
+                if let Some(stop) = &stop_runners {
+                    stop();
+                }
+                return Err(error.into());
+            }
+        };
     let adapter_stop = CancellationToken::new();
     if config.import_core_inventory {
         if let Err(error) = runtime.handle().import_core_inventory(built.inventory).await {
             runtime.shutdown().await;
+            if let Some(stop) = &stop_runners {
+                stop();
+            }
             return Err(error.into());
         }
         if let Some((changes, inventory)) = built.follow {
@@ -357,7 +384,7 @@ async fn lead(config: &Config, url: &str, epoch: i64) -> Result<(Leading, Router
     }
     let api = router(api_state(config, &runtime)?);
     let stopped = runtime.reducer_stopped();
-    Ok((Leading { runtime, stopped, adapter_stop }, api))
+    Ok((Leading { runtime, stopped, adapter_stop, stop_runners }, api))
 }
 
 fn api_state(config: &Config, runtime: &Runtime) -> Result<ApiState, ServeError> {
