@@ -9,11 +9,15 @@
 //! - PostgreSQL restarted mid-run: a leader emerges with a higher epoch and the run completes;
 //! - the exec adapter (`/bin/sh` site scripts, task journal in PostgreSQL, a shared work_dir):
 //!   the leader SIGKILLed while a firmware script runs, the standby adopts that script and
-//!   finishes the run, and the scripts' own log shows no task key started twice.
+//!   finishes the run, and the scripts' own log shows no task key started twice;
+//! - the Redfish adapter against sushy-emulator (skipped without it, like `redfish_sushy.rs`):
+//!   the leader SIGKILLed once a Reset left, the standby finishes the power cycle and no
+//!   system gets a second Reset.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 #[path = "../crates/runtime/tests/support/pg_cluster.rs"]
 mod pg_cluster;
+mod redfish_support;
 
 use pg_cluster::PgCluster;
 use serde_json::{Value, json};
@@ -522,4 +526,74 @@ async fn exec_leader_killed_mid_script_the_standby_adopts_it_and_starts_no_key_t
     })
     .await;
     assert!(report.equal, "replay differs from the stored rows: {report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redfish_leader_killed_mid_power_cycle_the_standby_finishes_it_with_no_second_reset() {
+    if !redfish_support::available() {
+        return;
+    }
+    let Some(cluster) = blocking(PgCluster::start).await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let url = off_runtime(|| cluster.database("redfish_kill"));
+    let emulators: Vec<redfish_support::Emulator> = (1..=2)
+        .map(|n| redfish_support::Emulator::start(&dir.path().join(format!("bmc{n}")), n, 2, "On"))
+        .collect();
+    let refs: Vec<&redfish_support::Emulator> = emulators.iter().collect();
+    let full = redfish_support::steward_config(dir.path(), &refs, "");
+    let core = &full[full.find("[core]").unwrap()..];
+    let a = Node::start_with(dir.path(), "a", &url, "", core);
+    let first = wait_leader(&a, Duration::from_secs(60)).await;
+    let b = Node::start_with(dir.path(), "b", &url, "", core);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let components = get(&format!("{}/v1/components", a.url)).await;
+        let ready = components.as_ref().and_then(Value::as_array).is_some_and(|all| {
+            all.len() == 4
+                && all.iter().all(|c| c.pointer("/status/phase") == Some(&json!("ready")))
+        });
+        if ready {
+            break;
+        }
+        assert!(Instant::now() < deadline, "systems not imported and ready:\n{}", a.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let body = json!({"operation": {"kind": "power_cycle"}, "selector": {"all": true},
+                      "policy": {"max_parallel_racks": 2, "max_attempts": 1}});
+    let response = client().post(format!("{}/v1/runs", a.url)).json(&body).send().await.unwrap();
+    assert!(response.status().is_success(), "create run: {}", response.status());
+    let run = response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while emulators.iter().all(|e| e.uuids.iter().all(|u| e.resets(u) == 0)) {
+        assert!(Instant::now() < deadline, "no Reset was ever sent:\n{}", a.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    a.signal("-KILL");
+    let second = wait_leader(&b, Duration::from_secs(60)).await;
+    assert!(second > first);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let done = loop {
+        if let Some(done) = get(&format!("{}/v1/runs/{run}", b.url)).await
+            && done["finished_at"].is_string()
+        {
+            break done;
+        }
+        assert!(Instant::now() < deadline, "run not finished after takeover:\n{}", b.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(done["status"], "completed", "{done:#}\n{}", b.log());
+    for emulator in &emulators {
+        for uuid in &emulator.uuids {
+            assert_eq!(emulator.power_state(uuid).as_deref(), Some("On"), "{uuid}");
+            let resets = emulator.resets(uuid);
+            assert!(resets <= 1, "{uuid} got {resets} Reset POSTs");
+        }
+    }
+    let tasks = count(
+        &url,
+        "SELECT count(*) FROM adapter_tasks WHERE adapter = 'redfish' AND status = 'done'",
+        None,
+    )
+    .await;
+    assert_eq!(tasks, 2, "one finished task per rack in the PostgreSQL journal");
 }
