@@ -6,11 +6,18 @@
 //!   Core's journal (in the same database) shows no key submitted twice;
 //! - the leader SIGSTOPped past the standby's takeover, then SIGCONTed: it writes no event and
 //!   no journal record under its old epoch, and answers no command with success;
-//! - PostgreSQL restarted mid-run: a leader emerges with a higher epoch and the run completes.
+//! - PostgreSQL restarted mid-run: a leader emerges with a higher epoch and the run completes;
+//! - the exec adapter (`/bin/sh` site scripts, task journal in PostgreSQL, a shared work_dir):
+//!   the leader SIGKILLed while a firmware script runs, the standby adopts that script and
+//!   finishes the run, and the scripts' own log shows no task key started twice;
+//! - the Redfish adapter against sushy-emulator (skipped without it, like `redfish_sushy.rs`):
+//!   the leader SIGKILLed once a Reset left, the standby finishes the power cycle and no
+//!   system gets a second Reset.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 #[path = "../crates/runtime/tests/support/pg_cluster.rs"]
 mod pg_cluster;
+mod redfish_support;
 
 use pg_cluster::PgCluster;
 use serde_json::{Value, json};
@@ -41,13 +48,26 @@ fn free_port() -> u16 {
 impl Node {
     /// `timings`: extra `[store]` keys (empty: the defaults, 1 s poll and 5 s lock session).
     fn start(dir: &std::path::Path, name: &str, db_url: &str, timings: &str) -> Node {
+        let sim = format!(
+            "[core.sim]\nracks = {RACKS}\nrows = 2\nlatency = {{ min_ms = 300, max_ms = 900 }}\n"
+        );
+        Node::start_with(dir, name, db_url, timings, &sim)
+    }
+
+    /// Like [`Node::start`] with the given `[core]` tables instead of the sim Core's.
+    fn start_with(
+        dir: &std::path::Path,
+        name: &str,
+        db_url: &str,
+        timings: &str,
+        core: &str,
+    ) -> Node {
         let port = free_port();
         let url = format!("http://127.0.0.1:{port}");
         let config = format!(
             "listen = \"127.0.0.1:{port}\"\nadvertise_url = \"{url}\"\nplan_interval_ms = 50\n\
              sync_interval_ms = 100\ntask_poll_interval_ms = 50\n\
-             [store]\nurl = \"{db_url}\"\n{timings}\n\
-             [core.sim]\nracks = {RACKS}\nrows = 2\nlatency = {{ min_ms = 300, max_ms = 900 }}\n"
+             [store]\nurl = \"{db_url}\"\n{timings}\n{core}"
         );
         let path = dir.join(format!("{name}.toml"));
         std::fs::write(&path, config).unwrap();
@@ -347,4 +367,233 @@ async fn postgres_restarted_mid_run_a_leader_emerges_and_the_run_completes() {
     }
     drop((a, b));
     assert_journal_and_replay(&url).await;
+}
+
+/// Writes an executable shell script.
+fn script(dir: &std::path::Path, name: &str, body: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    let status = Command::new("chmod").arg("+x").arg(&path).status().unwrap();
+    assert!(status.success());
+    path.display().to_string()
+}
+
+const EXEC_RACKS: [&str; 4] = ["rack-001", "rack-002", "rack-003", "rack-004"];
+
+/// An exec site: an observe script over four racks of one compute each (firmware versions in
+/// `state/`), and a firmware script that logs every start in `started.log`; the first task
+/// sleeps 8 s (so the test can kill the leader while it runs), the others 1 s. Returns the
+/// `[core]` tables, the work directory shared by both instances.
+fn exec_site(dir: &std::path::Path) -> String {
+    let state = dir.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let d = dir.display().to_string();
+    let s = state.display().to_string();
+    let observe = script(
+        dir,
+        "observe.sh",
+        &format!(
+            r#"printf '['
+sep=''
+for rack in {racks}; do
+  id="$rack-c1"
+  fw=1.0.0
+  if [ -e "{s}/$id.fw" ]; then read -r fw < "{s}/$id.fw"; fi
+  printf '%s{{"component_id":"%s","rack_id":"%s","kind":"compute","controller_state":"Ready","power_state":"on","firmware_version":"%s"}}' "$sep" "$id" "$rack" "$fw"
+  sep=','
+done
+printf ']\n'"#,
+            racks = EXEC_RACKS.join(" ")
+        ),
+    );
+    let flash = script(
+        dir,
+        "flash.sh",
+        &format!(
+            r#"echo "$STEWARD_TASK_KEY" >> "{d}/started.log"
+cat > /dev/null
+for c in $STEWARD_COMPONENTS; do
+  echo "{{\"component\":\"$c\",\"status\":\"running\",\"message\":\"flashing\"}}"
+done
+if mkdir "{d}/slept" 2>/dev/null; then sleep 8; else sleep 1; fi
+r=''
+for c in $STEWARD_COMPONENTS; do
+  echo "$STEWARD_FIRMWARE_VERSION" > "{s}/$c.fw"
+  r="$r${{r:+,}}\"$c\":{{\"status\":\"completed\",\"message\":\"now $STEWARD_FIRMWARE_VERSION\"}}"
+done
+echo "{{\"result\":{{$r}}}}""#
+        ),
+    );
+    let work = dir.join("work");
+    format!(
+        "[core]\nadapter = \"exec\"\n[core.exec]\nobserve = [{observe:?}]\n\
+         firmware_update = [{flash:?}]\ntimeout_seconds = 300\nwork_dir = {:?}\n",
+        work.display().to_string()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_leader_killed_mid_script_the_standby_adopts_it_and_starts_no_key_twice() {
+    let Some(cluster) = blocking(PgCluster::start).await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let url = off_runtime(|| cluster.database("exec_kill"));
+    let core = exec_site(dir.path());
+    let a = Node::start_with(dir.path(), "a", &url, "", &core);
+    let first = wait_leader(&a, Duration::from_secs(60)).await;
+    let b = Node::start_with(dir.path(), "b", &url, "", &core);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(leads(&b).await, None, "two leaders");
+    // Wait for the import of the observed fleet.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let components = get(&format!("{}/v1/components", a.url)).await;
+        let ready = components.as_ref().and_then(Value::as_array).is_some_and(|all| {
+            all.len() == EXEC_RACKS.len()
+                && all.iter().all(|c| c.pointer("/status/phase") == Some(&json!("ready")))
+        });
+        if ready {
+            break;
+        }
+        assert!(Instant::now() < deadline, "fleet not imported and ready:\n{}", a.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // One rack at a time, no retries: the kill lands on the first rack's script.
+    let body = json!({
+        "operation": {"kind": "firmware_update", "version": "3.1.0"},
+        "selector": {"all": true},
+        "policy": {"max_parallel_racks": 1, "max_attempts": 1}
+    });
+    let response = client().post(format!("{}/v1/runs", a.url)).json(&body).send().await.unwrap();
+    assert!(response.status().is_success(), "create run: {}", response.status());
+    let run = response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    let slept = dir.path().join("slept");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !slept.exists() {
+        assert!(Instant::now() < deadline, "the firmware script never started:\n{}", a.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    a.signal("-KILL");
+    let second = wait_leader(&b, Duration::from_secs(60)).await;
+    assert!(second > first, "the epoch grows on takeover ({first} -> {second})");
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let done = loop {
+        if let Some(done) = get(&format!("{}/v1/runs/{run}", b.url)).await
+            && done["finished_at"].is_string()
+        {
+            break done;
+        }
+        assert!(Instant::now() < deadline, "run not finished after takeover:\n{}", b.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(done["status"], "completed", "{done:#}\n{}", b.log());
+    let targets = get(&format!("{}/v1/runs/{run}/targets", b.url)).await.unwrap();
+    for target in targets.as_array().unwrap() {
+        assert_eq!(target["status"], "completed", "{target:#}");
+        assert_eq!(target["attempt"], 1, "no retry: {target:#}");
+    }
+    let started = std::fs::read_to_string(dir.path().join("started.log")).unwrap();
+    let keys: Vec<&str> = started.lines().collect();
+    let unique: std::collections::BTreeSet<&str> = keys.iter().copied().collect();
+    assert_eq!(keys.len(), EXEC_RACKS.len(), "one start per rack, none twice:\n{started}");
+    assert_eq!(unique.len(), keys.len(), "every key started exactly once:\n{started}");
+    // Which way the new leader found the first rack's script (both are correct): still running
+    // and watched through /proc, or gone with its result line left in the shared work_dir.
+    let log = b.log();
+    let resumed = log.lines().filter(|l| l.contains("resuming exec task")).count();
+    let watched = log.lines().filter(|l| l.contains("watching a command started before")).count();
+    eprintln!("takeover: {resumed} exec task(s) resumed, {watched} running command(s) adopted");
+    assert_eq!(resumed, 1, "the task the old leader started is resumed:\n{log}");
+
+    // The journal is in PostgreSQL: one finished task per rack, the first one finished by the
+    // new leader's epoch.
+    let tasks = count(
+        &url,
+        "SELECT count(*) FROM adapter_tasks WHERE adapter = 'exec' AND status = 'completed'",
+        None,
+    )
+    .await;
+    assert_eq!(tasks, EXEC_RACKS.len() as i64);
+    let by_new =
+        count(&url, "SELECT count(*) FROM adapter_tasks WHERE epoch = $1", Some(second)).await;
+    assert_eq!(by_new, EXEC_RACKS.len() as i64, "the new leader journaled every task's end");
+    drop((a, b));
+    let url = url.to_string();
+    let report = blocking(move || {
+        let store = PgStore::open(&url, None).unwrap();
+        replay_backend(&store, FleetConfig::default()).unwrap()
+    })
+    .await;
+    assert!(report.equal, "replay differs from the stored rows: {report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redfish_leader_killed_mid_power_cycle_the_standby_finishes_it_with_no_second_reset() {
+    if !redfish_support::available() {
+        return;
+    }
+    let Some(cluster) = blocking(PgCluster::start).await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let url = off_runtime(|| cluster.database("redfish_kill"));
+    let emulators: Vec<redfish_support::Emulator> = (1..=2)
+        .map(|n| redfish_support::Emulator::start(&dir.path().join(format!("bmc{n}")), n, 2, "On"))
+        .collect();
+    let refs: Vec<&redfish_support::Emulator> = emulators.iter().collect();
+    let full = redfish_support::steward_config(dir.path(), &refs, "");
+    let core = &full[full.find("[core]").unwrap()..];
+    let a = Node::start_with(dir.path(), "a", &url, "", core);
+    let first = wait_leader(&a, Duration::from_secs(60)).await;
+    let b = Node::start_with(dir.path(), "b", &url, "", core);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let components = get(&format!("{}/v1/components", a.url)).await;
+        let ready = components.as_ref().and_then(Value::as_array).is_some_and(|all| {
+            all.len() == 4
+                && all.iter().all(|c| c.pointer("/status/phase") == Some(&json!("ready")))
+        });
+        if ready {
+            break;
+        }
+        assert!(Instant::now() < deadline, "systems not imported and ready:\n{}", a.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let body = json!({"operation": {"kind": "power_cycle"}, "selector": {"all": true},
+                      "policy": {"max_parallel_racks": 2, "max_attempts": 1}});
+    let response = client().post(format!("{}/v1/runs", a.url)).json(&body).send().await.unwrap();
+    assert!(response.status().is_success(), "create run: {}", response.status());
+    let run = response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while emulators.iter().all(|e| e.uuids.iter().all(|u| e.resets(u) == 0)) {
+        assert!(Instant::now() < deadline, "no Reset was ever sent:\n{}", a.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    a.signal("-KILL");
+    let second = wait_leader(&b, Duration::from_secs(60)).await;
+    assert!(second > first);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let done = loop {
+        if let Some(done) = get(&format!("{}/v1/runs/{run}", b.url)).await
+            && done["finished_at"].is_string()
+        {
+            break done;
+        }
+        assert!(Instant::now() < deadline, "run not finished after takeover:\n{}", b.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(done["status"], "completed", "{done:#}\n{}", b.log());
+    for emulator in &emulators {
+        for uuid in &emulator.uuids {
+            assert_eq!(emulator.power_state(uuid).as_deref(), Some("On"), "{uuid}");
+            let resets = emulator.resets(uuid);
+            assert!(resets <= 1, "{uuid} got {resets} Reset POSTs");
+        }
+    }
+    let tasks = count(
+        &url,
+        "SELECT count(*) FROM adapter_tasks WHERE adapter = 'redfish' AND status = 'done'",
+        None,
+    )
+    .await;
+    assert_eq!(tasks, 2, "one finished task per rack in the PostgreSQL journal");
 }

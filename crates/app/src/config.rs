@@ -362,21 +362,21 @@ impl Config {
             let key = errors.first_field().unwrap_or("planner.conflict_rules").to_string();
             return Err(ConfigError::invalid(key, errors.to_string()));
         }
-        if self.store.url.is_some() && self.core.adapter != Adapter::Sim {
-            // HA mode runs the sim Core journaling into PostgreSQL; a real adapter would be
-            // silently replaced by a simulation, so it is refused.
-            return Err(ConfigError::invalid(
-                "core.adapter",
-                "only the sim adapter runs with [store] url (PostgreSQL HA) so far; the redfish \
-                 and exec adapters journal in the SQLite database",
-            ));
-        }
         match self.core.adapter {
             Adapter::Redfish => {
                 self.redfish_settings()?;
             }
             Adapter::Exec => {
-                self.exec_settings()?;
+                let exec = self.exec_settings()?;
+                if self.store.url.is_some() && exec.work_dir.is_none() {
+                    // HA: the default `{db}.exec` names no place a new leader would look.
+                    return Err(ConfigError::invalid(
+                        "core.exec.work_dir",
+                        "must be set with [store] url (PostgreSQL HA): the directory of the exec \
+                         tasks' request and output files, on storage every instance mounts so a \
+                         new leader can judge a command the old one started",
+                    ));
+                }
             }
             Adapter::Sim => {}
         }
@@ -526,8 +526,27 @@ mod tests {
         assert_eq!(invalid_key(&relative), "core.exec.firmware_update");
         let valid = format!("{exec}power_cycle = [\"/bin/sh\", \"-c\", \"exit 1\"]\n");
         Config::from_toml_str(&valid).unwrap().validate().unwrap();
+        // HA mode: the exec adapter journals in PostgreSQL but needs an explicit work_dir.
         let ha = format!("[store]\nurl = \"postgres://steward@127.0.0.1/steward\"\n{valid}");
-        assert_eq!(invalid_key(&ha), "core.adapter");
+        assert_eq!(invalid_key(&ha), "core.exec.work_dir");
+        let ha = format!("{ha}work_dir = \"/srv/steward/exec\"\n");
+        Config::from_toml_str(&ha).unwrap().validate().unwrap();
+    }
+
+    #[test]
+    fn redfish_runs_in_ha_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let pw = dir.path().join("pw");
+        std::fs::write(&pw, "s3cret\n").unwrap();
+        let text = format!(
+            "[store]\nurl = \"postgres://steward@127.0.0.1/steward\"\n[core]\nadapter = \"redfish\"\n\
+             [core.redfish]\nusername = \"admin\"\npassword_file = {:?}\n\
+             [[core.redfish.endpoints]]\nurl = \"http://127.0.0.1:1\"\nrack = \"r1\"\n",
+            pw.display().to_string()
+        );
+        let config = Config::from_toml_str(&text).unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.core.adapter, Adapter::Redfish);
     }
 
     #[test]

@@ -81,6 +81,15 @@ struct Inner {
     /// The last observe failure (logged once per distinct reason).
     observe_error: Mutex<Option<String>>,
     inventory: watch::Sender<u64>,
+    /// The task runners, aborted by [`ExecCore::stop`].
+    runners: Mutex<Runners>,
+}
+
+/// The spawned task runners, and whether the adapter was stopped (no new runner then).
+#[derive(Default)]
+struct Runners {
+    stopped: bool,
+    handles: Vec<tokio::task::AbortHandle>,
 }
 
 /// A component the observe command reported.
@@ -138,8 +147,9 @@ enum Running {
 }
 
 impl ExecCore {
-    /// Builds the adapter over the database at `db` (the adapter journal lives there), runs
-    /// the observe command once and resumes the tasks an earlier process left unfinished.
+    /// Builds the adapter over the SQLite database at `db` (the adapter journal lives there;
+    /// the work directory defaults to `{db}.exec`), runs the observe command once and resumes
+    /// the tasks an earlier process left unfinished.
     pub async fn start(
         settings: Settings,
         db: &Path,
@@ -152,6 +162,20 @@ impl ExecCore {
             message: e.to_string(),
         })?;
         let work_dir = settings.work_dir_for(db);
+        Self::start_with_journal(settings, journal, journal_path, work_dir, clock).await
+    }
+
+    /// Builds the adapter over a ready journal (in HA mode: PostgreSQL, fenced by the leader's
+    /// epoch; `journal_name` names it in errors) with its command files in `work_dir`, runs
+    /// the observe command once and resumes the tasks the journal holds unfinished (a task a
+    /// previous leader `started` is watched or judged from its files, never started again).
+    pub async fn start_with_journal(
+        settings: Settings,
+        journal: AdapterJournal,
+        journal_name: String,
+        work_dir: PathBuf,
+        clock: SharedClock,
+    ) -> Result<ExecCore, CoreError> {
         std::fs::create_dir_all(&work_dir).map_err(|e| CoreError::InvalidConfig {
             field: "core.exec.work_dir".into(),
             message: format!("cannot create {}: {e}", work_dir.display()),
@@ -160,13 +184,14 @@ impl ExecCore {
             inner: Arc::new(Inner {
                 settings,
                 journal,
-                journal_path,
+                journal_path: journal_name,
                 work_dir,
                 clock,
                 components: RwLock::default(),
                 active: Mutex::default(),
                 observe_error: Mutex::default(),
                 inventory: watch::channel(0).0,
+                runners: Mutex::default(),
             }),
         };
         core.sync().await;
@@ -328,13 +353,32 @@ impl ExecCore {
     }
 
     fn spawn_runner(&self, task_id: String, request: TaskRequest, start: Start) {
+        let mut runners = self.inner.runners.lock().unwrap_or_else(|p| p.into_inner());
+        if runners.stopped {
+            tracing::warn!(task = %task_id, "adapter stopped: the task is left to the next start");
+            return;
+        }
         let core = self.clone();
-        tokio::spawn(async move {
+        let handle = tokio::spawn(async move {
             core.run_task(&task_id, &request, start).await;
             let mut active = core.lock_active();
             active.racks.remove(&request.rack_id);
             active.cancelled.remove(&task_id);
         });
+        runners.handles.retain(|h| !h.is_finished());
+        runners.handles.push(handle.abort_handle());
+    }
+
+    /// Stops the adapter's work in this process: every task runner is aborted where it stands
+    /// (as a crash would stop it; the journal keeps what it committed) and no new one starts.
+    /// The HA server calls this when it steps down, so the next leader's adapter, resuming
+    /// from the journal, is the only one working on the tasks.
+    pub fn stop(&self) {
+        let mut runners = self.inner.runners.lock().unwrap_or_else(|p| p.into_inner());
+        runners.stopped = true;
+        for handle in runners.handles.drain(..) {
+            handle.abort();
+        }
     }
 
     async fn run_task(&self, task_id: &str, request: &TaskRequest, start: Start) {
@@ -400,6 +444,12 @@ impl ExecCore {
             let now = self.inner.clock.now().to_rfc3339();
             match self.inner.journal.set_task_status(task_id, STARTED, &now) {
                 Ok(()) => break,
+                Err(error) if error.is_fenced() => {
+                    // Another instance leads now and owns the task: never spawn it here.
+                    tracing::warn!(%error, task = %task_id,
+                        "not starting the command: this instance no longer leads");
+                    return None;
+                }
                 Err(error) => {
                     tracing::warn!(%error, task = %task_id,
                         "cannot journal the start; the command waits until it can");

@@ -19,7 +19,9 @@
 //!   in the message; `timeout_seconds` kills its process group.
 //!
 //! Guarantees, as for the other adapters: each task is journaled in Steward's database
-//! (`store::journal::AdapterJournal`, migration 2), `find_task` answers by key after a crash,
+//! (`store::journal::AdapterJournal`: the SQLite file, or in HA mode PostgreSQL with every write
+//! fenced by the leader's epoch, see [`ExecCore::start_with_journal`]), `find_task` answers by
+//! key after a crash or a takeover,
 //! and no task is started twice: `started` is committed before the spawn, and a started
 //! command is afterwards only watched (its output goes to files that survive a crash of
 //! Steward), never run again. See [`core`].

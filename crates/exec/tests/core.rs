@@ -2,7 +2,8 @@
 //! kills the command's whole process group, submissions are idempotent per key and refuse
 //! unknown components and a second task on a busy rack, and after a restart a task journaled
 //! as `started` whose command is gone is failed, never started again, while a `pending` one is
-//! started.
+//! started; a stopped adapter (an HA leader stepping down) leaves its running command to the
+//! next adapter on the same journal, which adopts it instead of starting it again.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -195,4 +196,32 @@ async fn after_a_restart_a_started_task_is_never_started_again_and_a_pending_one
     let pending = core.find_task(&IdempotencyKey::new("k-pending")).await.unwrap().unwrap();
     assert_eq!(wait_terminal(&core, &pending.task_id).await.status, TaskStatus::Completed);
     assert_eq!(std::fs::read_to_string(&log).unwrap(), "k-pending\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_adapter_leaves_its_command_to_the_next_one_which_adopts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("started.log");
+    let body = format!("echo \"$STEWARD_TASK_KEY\" >> {log:?}\nsleep 2\n{RESULT}");
+    let settings = settings(dir.path(), &body, Duration::from_secs(120));
+    let first = start(dir.path(), settings.clone()).await;
+    let task = accepted(first.submit(&request("k1", "r1", &["r1-c1"])).await.unwrap());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !log.exists() {
+        assert!(std::time::Instant::now() < deadline, "the command never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.stop();
+    // Stopped: a new submission is journaled but not run here (left to the next start).
+    let parked = accepted(first.submit(&request("k2", "r2", &["r2-c1"])).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let report = first.task_status(&parked).await.unwrap();
+    assert_eq!(report.status, TaskStatus::Pending, "{report:?}");
+
+    // The next adapter on the same journal: k1's command is watched, k2 starts.
+    let second = start(dir.path(), settings).await;
+    let report = wait_terminal(&second, &task).await;
+    assert_eq!(report.status, TaskStatus::Completed, "{report:?}");
+    assert_eq!(wait_terminal(&second, &parked).await.status, TaskStatus::Completed);
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "k1\nk2\n", "each key started once");
 }

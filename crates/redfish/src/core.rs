@@ -64,6 +64,15 @@ struct Inner {
     /// Racks with an unfinished task, and the cancel flag of every running task.
     active: Mutex<Active>,
     inventory: watch::Sender<u64>,
+    /// The task runners, aborted by [`RedfishCore::stop`].
+    runners: Mutex<Runners>,
+}
+
+/// The spawned task runners, and whether the adapter was stopped (no new runner then).
+#[derive(Default)]
+struct Runners {
+    stopped: bool,
+    handles: Vec<tokio::task::AbortHandle>,
 }
 
 #[derive(Default)]
@@ -79,8 +88,8 @@ struct TaskData {
 }
 
 impl RedfishCore {
-    /// Builds the adapter over the database at `db` (the adapter journal lives there) and runs a
-    /// first discovery; unfinished tasks from an earlier process resume.
+    /// Builds the adapter over the SQLite database at `db` (the adapter journal lives there) and
+    /// runs a first discovery; unfinished tasks from an earlier process resume.
     pub async fn start(
         settings: Settings,
         db: &Path,
@@ -92,6 +101,19 @@ impl RedfishCore {
             path: journal_path.clone(),
             message: e.to_string(),
         })?;
+        Self::start_with_journal(settings, journal, journal_path, clock).await
+    }
+
+    /// Builds the adapter over a ready journal (in HA mode: PostgreSQL, fenced by the leader's
+    /// epoch, so a deposed leader journals no step and therefore sends no request;
+    /// `journal_name` names it in errors) and runs a first discovery; the unfinished tasks the
+    /// journal holds resume, every step verifying what it may already have sent.
+    pub async fn start_with_journal(
+        settings: Settings,
+        journal: AdapterJournal,
+        journal_path: String,
+        clock: SharedClock,
+    ) -> Result<RedfishCore, CoreError> {
         let http = http_client(&settings).map_err(|message| CoreError::InvalidConfig {
             field: "core.redfish".into(),
             message,
@@ -122,6 +144,7 @@ impl RedfishCore {
                 clock,
                 active: Mutex::default(),
                 inventory: watch::channel(0).0,
+                runners: Mutex::default(),
             }),
         };
         core.sync().await;
@@ -216,8 +239,13 @@ impl RedfishCore {
     }
 
     fn spawn_runner(&self, task_id: String, request: TaskRequest) {
+        let mut runners = self.inner.runners.lock().unwrap_or_else(|p| p.into_inner());
+        if runners.stopped {
+            tracing::warn!(task = %task_id, "adapter stopped: the task is left to the next start");
+            return;
+        }
         let core = self.clone();
-        tokio::spawn(async move {
+        let handle = tokio::spawn(async move {
             let status = core.run_task(&task_id, &request).await;
             let now = core.now_text();
             if let Err(error) = core.inner.journal.set_task_status(&task_id, status, &now) {
@@ -227,6 +255,20 @@ impl RedfishCore {
             active.racks.remove(&request.rack_id);
             active.cancelled.remove(&task_id);
         });
+        runners.handles.retain(|h| !h.is_finished());
+        runners.handles.push(handle.abort_handle());
+    }
+
+    /// Stops the adapter's work in this process: every task runner is aborted where it stands
+    /// (as a crash would stop it; the journal keeps what it committed) and no new one starts.
+    /// The HA server calls this when it steps down, so the next leader's adapter, resuming
+    /// from the journal, is the only one working on the tasks.
+    pub fn stop(&self) {
+        let mut runners = self.inner.runners.lock().unwrap_or_else(|p| p.into_inner());
+        runners.stopped = true;
+        for handle in runners.handles.drain(..) {
+            handle.abort();
+        }
     }
 
     /// Runs the steps kind by kind; returns the task's final journal status.

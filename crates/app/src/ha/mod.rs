@@ -3,11 +3,17 @@
 //! the supervisor here starts the engine on the PostgreSQL store, fenced by the epoch, when
 //! this instance wins, and stops it when leadership is lost or a commit is fenced.
 //!
+//! On winning it also builds the Core adapter `[core] adapter` names, journaling into the same
+//! database under the same epoch: the sim Core into `adapter_journal`, Redfish and exec into
+//! `adapter_tasks`/`adapter_steps` (`AdapterJournal::open_postgres`). The new leader's adapter
+//! resumes what the journal holds unfinished, and a deposed leader's journal writes are refused
+//! like its commits, so it journals no step and sends nothing after it.
+//!
 //! A standby answers `/readyz` and every API request with 503 problem+json naming the
 //! leader's advertised URL (`leader`); `/healthz` is 200 on every live instance.
 
-use crate::config::{Config, ConfigError};
-use crate::http::server::{runtime_config, sim_config};
+use crate::config::{Adapter, Config, ConfigError};
+use crate::http::server::{runtime_config, sim_config, spawn_reimport};
 use crate::http::{ApiState, Auth, PROBLEM_JSON, ServeError, router};
 use axum::Router;
 use axum::extract::{Request, State};
@@ -16,15 +22,20 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
+use steward_exec::ExecCore;
+use steward_proto::InventoryUpsert;
+use steward_redfish::RedfishCore;
 use steward_runtime::Runtime;
 use steward_runtime::clock::{SharedClock, SystemClock};
 use steward_runtime::core::Core;
+use steward_runtime::store::journal::AdapterJournal;
 use steward_runtime::store::postgres::journal::PgJournal;
 use steward_runtime::store::postgres::leader::{Elector, ElectorConfig, Role};
 use steward_runtime::store::postgres::{PgStore, redact_url};
-use steward_sim::{ExternalJournal, SimCore};
+use steward_sim::{ExternalJournal, SimConfig, SimCore};
 use steward_state_machine::ServiceTable;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
@@ -134,6 +145,10 @@ impl HaServer {
 struct Leading {
     runtime: Runtime,
     stopped: CancellationToken,
+    /// Cancelled on stepping down: ends the adapter's inventory follower.
+    adapter_stop: CancellationToken,
+    /// Called on stepping down, after the engine stopped: aborts the adapter's task runners.
+    stop_runners: Option<StopAdapter>,
 }
 
 /// Follows the elector: starts the engine on winning, stops it on losing (or when its reducer
@@ -194,52 +209,182 @@ async fn step_down(front: &SharedFront, leading: &mut Option<Leading>) {
         f.epoch = None;
     });
     if let Some(previous) = leading.take() {
+        previous.adapter_stop.cancel();
         previous.runtime.shutdown().await;
+        // The next leader's adapter resumes the tasks from the journal; none runs on here.
+        if let Some(stop) = &previous.stop_runners {
+            stop();
+        }
         tracing::warn!("stepped down: standing by");
     }
 }
 
-/// The engine on the PostgreSQL store fenced by `epoch`, with the sim Core journaling into the
-/// same database; returns it with the API router over it.
+/// The Core adapter `[core] adapter` names, with its settings checked before connecting.
+enum AdapterSettings {
+    Sim(SimConfig),
+    Redfish(steward_redfish::Settings),
+    Exec(steward_exec::Settings, PathBuf),
+}
+
+impl AdapterSettings {
+    fn of(config: &Config) -> Result<AdapterSettings, ConfigError> {
+        Ok(match config.core.adapter {
+            Adapter::Sim => AdapterSettings::Sim(sim_config(config)?),
+            Adapter::Redfish => AdapterSettings::Redfish(config.redfish_settings()?),
+            Adapter::Exec => {
+                let settings = config.exec_settings()?;
+                let work_dir = settings.work_dir.clone().ok_or_else(|| ConfigError::Invalid {
+                    key: "core.exec.work_dir".into(),
+                    message: "must be set with [store] url".into(),
+                })?;
+                AdapterSettings::Exec(settings, work_dir)
+            }
+        })
+    }
+
+    /// The adapter's name in the journal tables.
+    fn name(&self) -> &'static str {
+        match self {
+            AdapterSettings::Sim(_) => "sim",
+            AdapterSettings::Redfish(_) => steward_redfish::core::ADAPTER,
+            AdapterSettings::Exec(..) => steward_exec::core::ADAPTER,
+        }
+    }
+}
+
+/// The adapter's journal in the database, fenced by the leader's epoch.
+enum Journal {
+    /// The sim Core's append-only journal (`adapter_journal`) and its records so far.
+    Sim(PgJournal, Vec<String>),
+    /// The task journal of Redfish and exec (`adapter_tasks`, `adapter_steps`).
+    Tasks(AdapterJournal),
+}
+
+/// How to follow an adapter's inventory: bumped when it finds new components, and the inventory.
+type Follow = (tokio::sync::watch::Receiver<u64>, Box<dyn Fn() -> InventoryUpsert + Send>);
+
+/// Stops an adapter's task runners (Redfish, exec).
+type StopAdapter = Box<dyn Fn() + Send + Sync>;
+
+/// A started adapter: the Core, its inventory now, and (Redfish, exec) how to follow it and
+/// how to stop its runners.
+struct BuiltCore {
+    core: Arc<dyn Core>,
+    inventory: InventoryUpsert,
+    follow: Option<Follow>,
+    stop: Option<StopAdapter>,
+}
+
+/// Starts the adapter over its journal (Redfish and exec run their first sync and resume the
+/// tasks the journal holds unfinished); `url` names the journal in the adapter's errors.
+async fn build_core(
+    settings: AdapterSettings,
+    journal: Journal,
+    url: &str,
+    clock: SharedClock,
+) -> Result<BuiltCore, ServeError> {
+    let name = format!("postgres {}", redact_url(url));
+    match (settings, journal) {
+        (AdapterSettings::Sim(sim), Journal::Sim(journal, records)) => {
+            let sim = SimCore::with_external_journal(
+                sim,
+                clock,
+                &records,
+                Box::new(JournalSink(journal)),
+            )?;
+            let inventory = sim.inventory();
+            Ok(BuiltCore { core: Arc::new(sim), inventory, follow: None, stop: None })
+        }
+        (AdapterSettings::Redfish(settings), Journal::Tasks(journal)) => {
+            let redfish = RedfishCore::start_with_journal(settings, journal, name, clock).await?;
+            let changes = redfish.inventory_changes();
+            let (follow, stop) = (redfish.clone(), redfish.clone());
+            Ok(BuiltCore {
+                core: Arc::new(redfish.clone()),
+                inventory: redfish.inventory(),
+                follow: Some((changes, Box::new(move || follow.inventory()))),
+                stop: Some(Box::new(move || stop.stop())),
+            })
+        }
+        (AdapterSettings::Exec(settings, work_dir), Journal::Tasks(journal)) => {
+            let exec =
+                ExecCore::start_with_journal(settings, journal, name, work_dir, clock).await?;
+            let changes = exec.inventory_changes();
+            let (follow, stop) = (exec.clone(), exec.clone());
+            Ok(BuiltCore {
+                core: Arc::new(exec.clone()),
+                inventory: exec.inventory(),
+                follow: Some((changes, Box::new(move || follow.inventory()))),
+                stop: Some(Box::new(move || stop.stop())),
+            })
+        }
+        _ => Err(ServeError::Config(ConfigError::Invalid {
+            key: "core.adapter".into(),
+            message: "internal: the adapter and its journal do not match".into(),
+        })),
+    }
+}
+
+/// The engine on the PostgreSQL store fenced by `epoch`, with the configured Core adapter
+/// journaling into the same database under the same epoch; returns it with the API router.
 async fn lead(config: &Config, url: &str, epoch: i64) -> Result<(Leading, Router), ServeError> {
     // Everything that can fail without the database is checked before connecting.
-    let sim_settings = sim_config(config)?;
+    let settings = AdapterSettings::of(config)?;
     let runtime_settings = runtime_config(config)?;
     let url_owned = url.to_string();
-    let (store, journal, records) = tokio::task::spawn_blocking(move || {
+    let adapter = settings.name();
+    let sim = matches!(settings, AdapterSettings::Sim(_));
+    let (store, journal) = tokio::task::spawn_blocking(move || {
         let store = PgStore::open(&url_owned, Some(epoch))?;
-        let (journal, records) = PgJournal::open(&url_owned, "sim", epoch)?;
-        Ok::<_, steward_runtime::store::StoreError>((store, journal, records))
+        let journal = if sim {
+            let (journal, records) = PgJournal::open(&url_owned, adapter, epoch)?;
+            Journal::Sim(journal, records)
+        } else {
+            Journal::Tasks(AdapterJournal::open_postgres(&url_owned, adapter, epoch)?)
+        };
+        Ok::<_, steward_runtime::store::StoreError>((store, journal))
     })
     .await
     .map_err(|e| ServeError::Start(steward_runtime::StartError::Thread(e.to_string())))?
     .map_err(|e| ServeError::Start(e.into()))?;
     let clock: SharedClock = Arc::new(SystemClock);
-    let sim = match SimCore::with_external_journal(
-        sim_settings,
-        clock.clone(),
-        &records,
-        Box::new(JournalSink(journal)),
-    ) {
-        Ok(sim) => sim,
+    let built = match build_core(settings, journal, url, clock.clone()).await {
+        Ok(built) => built,
         Err(error) => {
             // The blocking client must not close on an async thread.
             let _ = tokio::task::spawn_blocking(move || drop(store)).await;
-            return Err(error.into());
+            return Err(error);
         }
     };
-    let core: Arc<dyn Core> = Arc::new(sim.clone());
+    let stop_runners = built.stop;
     let runtime =
-        Runtime::start_with_backend(runtime_settings, Box::new(store), core, clock).await?;
-    if config.import_core_inventory
-        && let Err(error) = runtime.handle().import_core_inventory(sim.inventory()).await
-    {
-        runtime.shutdown().await;
-        return Err(error.into());
+        match Runtime::start_with_backend(runtime_settings, Box::new(store), built.core, clock)
+            .await
+        {
+            Ok(runtime) => runtime,
+            Err(error) => {
+                if let Some(stop) = &stop_runners {
+                    stop();
+                }
+                return Err(error.into());
+            }
+        };
+    let adapter_stop = CancellationToken::new();
+    if config.import_core_inventory {
+        if let Err(error) = runtime.handle().import_core_inventory(built.inventory).await {
+            runtime.shutdown().await;
+            if let Some(stop) = &stop_runners {
+                stop();
+            }
+            return Err(error.into());
+        }
+        if let Some((changes, inventory)) = built.follow {
+            spawn_reimport(runtime.handle(), changes, inventory, adapter_stop.clone());
+        }
     }
     let api = router(api_state(config, &runtime)?);
     let stopped = runtime.reducer_stopped();
-    Ok((Leading { runtime, stopped }, api))
+    Ok((Leading { runtime, stopped, adapter_stop, stop_runners }, api))
 }
 
 fn api_state(config: &Config, runtime: &Runtime) -> Result<ApiState, ServeError> {

@@ -328,7 +328,7 @@ impl Server {
 
 /// Re-imports an adapter's inventory (Redfish, exec) whenever it finds components it did not
 /// know (`changes` bumps).
-fn spawn_reimport(
+pub(crate) fn spawn_reimport(
     handle: Handle,
     mut changes: tokio::sync::watch::Receiver<u64>,
     inventory: impl Fn() -> InventoryUpsert + Send + 'static,

@@ -13,6 +13,7 @@ pub mod leader;
 mod load;
 mod schema;
 
+pub(crate) use conn::pg;
 pub use conn::{Session, connect, migrate, redact_url};
 pub use schema::PG_SCHEMA_VERSION;
 
@@ -21,7 +22,6 @@ use super::{
     Backend, EventRecord, HistoryEntry, Loaded, OutboxAck, OutboxRow, StoreError, WebhookStats,
     WriteBatch,
 };
-use conn::pg;
 use postgres::{Client, Statement, Transaction};
 use std::cell::RefCell;
 use steward_proto::{ComponentId, ServiceState};

@@ -1,5 +1,7 @@
 //! The PostgreSQL schema: the SQLite tables with PostgreSQL types (text columns stay text, so
-//! both backends share one encoding), plus the leadership row and the adapter journal. The
+//! both backends share one encoding), plus the leadership row and the adapter journals (the sim
+//! Core's append-only `adapter_journal`; the Redfish and exec adapters' `adapter_tasks` and
+//! `adapter_steps`). The
 //! migrations are versioned in `steward_schema_version`; append new ones, never edit one.
 
 /// Migration 1: every table of the first release, the leadership row and the adapter journal.
@@ -122,8 +124,37 @@ CREATE TABLE webhook_status (
 );
 "#;
 
+/// Migration 4: the task journal of the adapters that keep tasks and steps (Redfish, exec), the
+/// same two tables as SQLite's migration 2 (`store::journal`), plus the leadership epoch that
+/// wrote each row last (every write is fenced by it; the tests read it).
+const V4: &str = r#"
+CREATE TABLE adapter_tasks (
+    adapter         TEXT NOT NULL,
+    task_id         TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    status          TEXT NOT NULL,
+    data            TEXT NOT NULL,
+    created_at      TEXT NOT NULL,
+    updated_at      TEXT NOT NULL,
+    epoch           BIGINT NOT NULL,
+    PRIMARY KEY (adapter, task_id)
+);
+CREATE UNIQUE INDEX adapter_tasks_key ON adapter_tasks(adapter, idempotency_key);
+CREATE TABLE adapter_steps (
+    adapter    TEXT NOT NULL,
+    task_id    TEXT NOT NULL,
+    step       TEXT NOT NULL,
+    state      TEXT NOT NULL,
+    data       TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    epoch      BIGINT NOT NULL,
+    PRIMARY KEY (adapter, task_id, step),
+    FOREIGN KEY (adapter, task_id) REFERENCES adapter_tasks(adapter, task_id)
+);
+"#;
+
 /// The migrations, oldest first; the schema version is how many have run.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this binary writes and reads.
 pub const PG_SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -133,3 +164,14 @@ pub(crate) const MIGRATE_LOCK_KEY: i64 = 0x5354_4557_4d49_4752; // "STEWMIGR"
 
 /// The session-level advisory lock that makes one instance the leader.
 pub(crate) const LEADER_LOCK_KEY: i64 = 0x5354_4557_4c45_4144; // "STEWLEAD"
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_version_counts_the_migrations() {
+        assert_eq!(PG_SCHEMA_VERSION, 4);
+        assert!(MIGRATIONS.iter().all(|m| !m.trim().is_empty()));
+    }
+}

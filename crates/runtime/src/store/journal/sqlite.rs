@@ -1,45 +1,17 @@
-//! The adapter journal: a Core adapter's own record of the tasks it accepted and the steps it
-//! took, in Steward's database (tables `adapter_tasks` and `adapter_steps`, schema migration 2).
-//!
-//! An adapter that drives hardware without idempotency keys (Redfish) writes a step here and
-//! commits it *before* the request leaves, so after a crash it knows which requests may have
-//! reached the hardware and verifies them instead of sending them again. [`AdapterJournal`]
-//! opens its own connection to the database file (WAL lets it write beside the reducer's
-//! connection; both use the store's busy timeout) and serializes its own calls with a mutex.
-//! Every method is one short transaction; callers on an async runtime may call it directly.
+//! The SQLite side of the adapter journal: the tables `adapter_tasks` and `adapter_steps` of
+//! schema migration 2 in the store's own file. [`SqliteJournal`] opens its own connection to the
+//! database file (WAL lets it write beside the reducer's connection; both use the store's busy
+//! timeout) and serializes its own calls with a mutex. Every method is one short transaction.
 
-use super::{Store, StoreError, StoreOptions};
+use super::{JournalStep, JournalTask};
+use crate::store::{Store, StoreError, StoreOptions};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
-/// One task row of an adapter.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct JournalTask {
-    /// The adapter's task id.
-    pub task_id: String,
-    /// The idempotency key it was submitted with (unique per adapter).
-    pub idempotency_key: String,
-    /// Adapter-defined status word.
-    pub status: String,
-    /// Adapter-defined JSON (typically the request).
-    pub data: String,
-}
-
-/// One step row of a task.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct JournalStep {
-    /// Adapter-defined step name, unique within the task (e.g. a component id).
-    pub step: String,
-    /// Adapter-defined state word (e.g. `pending`, `sending`, `done`).
-    pub state: String,
-    /// Adapter-defined JSON.
-    pub data: String,
-}
-
-/// A connection to the adapter journal of one adapter.
+/// A connection to the SQLite adapter journal of one adapter.
 #[derive(Debug)]
-pub struct AdapterJournal {
+pub(super) struct SqliteJournal {
     conn: Mutex<Connection>,
     adapter: String,
 }
@@ -51,16 +23,16 @@ const INSERT_STEP: &str = "INSERT INTO adapter_steps (adapter, task_id, step, st
      VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 const TASK_COLUMNS: &str = "task_id, idempotency_key, status, data";
 
-impl AdapterJournal {
+impl SqliteJournal {
     /// Opens the database at `path` for `adapter` (creating and migrating it like
     /// [`Store::open`], with the same pragmas and busy timeout).
-    pub fn open(
+    pub(super) fn open(
         path: &Path,
         adapter: &str,
         opts: &StoreOptions,
-    ) -> Result<AdapterJournal, StoreError> {
+    ) -> Result<SqliteJournal, StoreError> {
         let store = Store::open(path, opts)?;
-        Ok(AdapterJournal { conn: Mutex::new(store.conn), adapter: adapter.to_string() })
+        Ok(SqliteJournal { conn: Mutex::new(store.conn), adapter: adapter.to_string() })
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -69,7 +41,7 @@ impl AdapterJournal {
 
     /// Records a new task and its steps in one transaction. Returns `false` (and writes
     /// nothing) when the adapter already has a task with this idempotency key.
-    pub fn create_task(
+    pub(super) fn create_task(
         &self,
         task: &JournalTask,
         steps: &[JournalStep],
@@ -112,7 +84,7 @@ impl AdapterJournal {
     }
 
     /// The task submitted with `key`, if any.
-    pub fn task_by_key(&self, key: &str) -> Result<Option<JournalTask>, StoreError> {
+    pub(super) fn task_by_key(&self, key: &str) -> Result<Option<JournalTask>, StoreError> {
         let sql = format!(
             "SELECT {TASK_COLUMNS} FROM adapter_tasks WHERE adapter = ?1 AND idempotency_key = ?2"
         );
@@ -125,7 +97,7 @@ impl AdapterJournal {
     }
 
     /// The task with id `task_id`, if any.
-    pub fn task(&self, task_id: &str) -> Result<Option<JournalTask>, StoreError> {
+    pub(super) fn task(&self, task_id: &str) -> Result<Option<JournalTask>, StoreError> {
         let sql =
             format!("SELECT {TASK_COLUMNS} FROM adapter_tasks WHERE adapter = ?1 AND task_id = ?2");
         let conn = self.lock();
@@ -138,7 +110,10 @@ impl AdapterJournal {
 
     /// Every task of the adapter whose status is not one of `finished` (oldest first): the
     /// tasks to resume after a restart.
-    pub fn unfinished_tasks(&self, finished: &[&str]) -> Result<Vec<JournalTask>, StoreError> {
+    pub(super) fn unfinished_tasks(
+        &self,
+        finished: &[&str],
+    ) -> Result<Vec<JournalTask>, StoreError> {
         let sql = format!(
             "SELECT {TASK_COLUMNS} FROM adapter_tasks WHERE adapter = ?1 ORDER BY created_at, task_id"
         );
@@ -156,7 +131,7 @@ impl AdapterJournal {
     }
 
     /// Sets a task's status.
-    pub fn set_task_status(
+    pub(super) fn set_task_status(
         &self,
         task_id: &str,
         status: &str,
@@ -171,7 +146,7 @@ impl AdapterJournal {
     }
 
     /// The steps of a task, in step-name order.
-    pub fn steps(&self, task_id: &str) -> Result<Vec<JournalStep>, StoreError> {
+    pub(super) fn steps(&self, task_id: &str) -> Result<Vec<JournalStep>, StoreError> {
         let conn = self.lock();
         let mut stmt = conn.prepare_cached(
             "SELECT step, state, data FROM adapter_steps WHERE adapter = ?1 AND task_id = ?2 \
@@ -188,7 +163,12 @@ impl AdapterJournal {
     }
 
     /// Writes one step's state and data (insert or replace), committed when this returns.
-    pub fn set_step(&self, task_id: &str, step: &JournalStep, now: &str) -> Result<(), StoreError> {
+    pub(super) fn set_step(
+        &self,
+        task_id: &str,
+        step: &JournalStep,
+        now: &str,
+    ) -> Result<(), StoreError> {
         let conn = self.lock();
         conn.prepare_cached(
             "INSERT INTO adapter_steps (adapter, task_id, step, state, data, updated_at) \
@@ -208,42 +188,4 @@ fn task_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<JournalTask> {
         status: row.get(2)?,
         data: row.get(3)?,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    fn task(id: &str, key: &str) -> JournalTask {
-        JournalTask {
-            task_id: id.into(),
-            idempotency_key: key.into(),
-            status: "running".into(),
-            data: "{}".into(),
-        }
-    }
-
-    fn step(name: &str, state: &str) -> JournalStep {
-        JournalStep { step: name.into(), state: state.into(), data: "{}".into() }
-    }
-
-    #[test]
-    fn tasks_and_steps_survive_reopen_and_keys_are_unique() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("steward.db");
-        let journal = AdapterJournal::open(&path, "redfish", &StoreOptions::default()).unwrap();
-        assert!(journal.create_task(&task("t1", "k1"), &[step("a", "pending")], "now").unwrap());
-        assert!(!journal.create_task(&task("t2", "k1"), &[], "now").unwrap());
-        journal.set_step("t1", &step("a", "sending"), "now").unwrap();
-        journal.set_task_status("t1", "completed", "now").unwrap();
-        drop(journal);
-        let journal = AdapterJournal::open(&path, "redfish", &StoreOptions::default()).unwrap();
-        assert_eq!(journal.task_by_key("k1").unwrap().unwrap().task_id, "t1");
-        assert_eq!(journal.task("t1").unwrap().unwrap().status, "completed");
-        assert_eq!(journal.steps("t1").unwrap(), vec![step("a", "sending")]);
-        assert!(journal.unfinished_tasks(&["completed"]).unwrap().is_empty());
-        let other = AdapterJournal::open(&path, "exec", &StoreOptions::default()).unwrap();
-        assert!(other.task_by_key("k1").unwrap().is_none());
-    }
 }
