@@ -24,7 +24,7 @@ use crate::protocol::{
 };
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -32,6 +32,7 @@ use steward_proto::{
     ComponentId, ComponentKind, ComponentSpec, IdempotencyKey, InventoryUpsert, Observation,
     RackId, RackSpec, TaskId, TaskStatus,
 };
+use steward_runtime::adapter::{Active, ActiveTasks, TaskRunners};
 use steward_runtime::clock::SharedClock;
 use steward_runtime::core::{Core, CoreError, SubmitOutcome, TaskReport, TaskRequest};
 use steward_runtime::store::StoreOptions;
@@ -77,19 +78,12 @@ struct Inner {
     work_dir: PathBuf,
     clock: SharedClock,
     components: RwLock<BTreeMap<ComponentId, Known>>,
-    active: Mutex<Active>,
+    active: ActiveTasks,
     /// The last observe failure (logged once per distinct reason).
     observe_error: Mutex<Option<String>>,
     inventory: watch::Sender<u64>,
     /// The task runners, aborted by [`ExecCore::stop`].
-    runners: Mutex<Runners>,
-}
-
-/// The spawned task runners, and whether the adapter was stopped (no new runner then).
-#[derive(Default)]
-struct Runners {
-    stopped: bool,
-    handles: Vec<tokio::task::AbortHandle>,
+    runners: TaskRunners,
 }
 
 /// A component the observe command reported.
@@ -100,12 +94,6 @@ struct Known {
     name: String,
     firmware: Option<String>,
     power: Option<String>,
-}
-
-#[derive(Default)]
-struct Active {
-    racks: HashMap<RackId, String>,
-    cancelled: BTreeSet<String>,
 }
 
 /// The journaled request of a task.
@@ -188,10 +176,10 @@ impl ExecCore {
                 work_dir,
                 clock,
                 components: RwLock::default(),
-                active: Mutex::default(),
+                active: ActiveTasks::default(),
                 observe_error: Mutex::default(),
                 inventory: watch::channel(0).0,
-                runners: Mutex::default(),
+                runners: TaskRunners::default(),
             }),
         };
         core.sync().await;
@@ -313,7 +301,7 @@ impl ExecCore {
     }
 
     fn lock_active(&self) -> std::sync::MutexGuard<'_, Active> {
-        self.inner.active.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner.active.lock()
     }
 
     fn files(&self, task_id: &str) -> TaskFiles {
@@ -353,20 +341,12 @@ impl ExecCore {
     }
 
     fn spawn_runner(&self, task_id: String, request: TaskRequest, start: Start) {
-        let mut runners = self.inner.runners.lock().unwrap_or_else(|p| p.into_inner());
-        if runners.stopped {
-            tracing::warn!(task = %task_id, "adapter stopped: the task is left to the next start");
-            return;
-        }
         let core = self.clone();
-        let handle = tokio::spawn(async move {
+        let id = task_id.clone();
+        self.inner.runners.spawn(&id, async move {
             core.run_task(&task_id, &request, start).await;
-            let mut active = core.lock_active();
-            active.racks.remove(&request.rack_id);
-            active.cancelled.remove(&task_id);
+            core.inner.active.finished(&request.rack_id, &task_id);
         });
-        runners.handles.retain(|h| !h.is_finished());
-        runners.handles.push(handle.abort_handle());
     }
 
     /// Stops the adapter's work in this process: every task runner is aborted where it stands
@@ -374,11 +354,7 @@ impl ExecCore {
     /// The HA server calls this when it steps down, so the next leader's adapter, resuming
     /// from the journal, is the only one working on the tasks.
     pub fn stop(&self) {
-        let mut runners = self.inner.runners.lock().unwrap_or_else(|p| p.into_inner());
-        runners.stopped = true;
-        for handle in runners.handles.drain(..) {
-            handle.abort();
-        }
+        self.inner.runners.stop();
     }
 
     async fn run_task(&self, task_id: &str, request: &TaskRequest, start: Start) {

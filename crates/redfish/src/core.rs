@@ -19,13 +19,14 @@ use crate::config::Settings;
 use crate::fleet::{EndpointState, SystemRef, sync_endpoint};
 use crate::mapping::StateTable;
 use crate::ops::{Outcome, StepContext, StepData, run_step};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use steward_proto::{
     ComponentId, ComponentKind, IdempotencyKey, InventoryUpsert, Observation, Operation, RackId,
     RackSpec, TaskId, TaskStatus,
 };
+use steward_runtime::adapter::{Active, ActiveTasks, TaskRunners};
 use steward_runtime::clock::SharedClock;
 use steward_runtime::core::{Core, CoreError, SubmitOutcome, TaskReport, TaskRequest};
 use steward_runtime::store::StoreOptions;
@@ -62,23 +63,10 @@ struct Inner {
     journal_path: String,
     clock: SharedClock,
     /// Racks with an unfinished task, and the cancel flag of every running task.
-    active: Mutex<Active>,
+    active: ActiveTasks,
     inventory: watch::Sender<u64>,
     /// The task runners, aborted by [`RedfishCore::stop`].
-    runners: Mutex<Runners>,
-}
-
-/// The spawned task runners, and whether the adapter was stopped (no new runner then).
-#[derive(Default)]
-struct Runners {
-    stopped: bool,
-    handles: Vec<tokio::task::AbortHandle>,
-}
-
-#[derive(Default)]
-struct Active {
-    racks: HashMap<RackId, String>,
-    cancelled: BTreeSet<String>,
+    runners: TaskRunners,
 }
 
 /// The journaled request of a task.
@@ -142,9 +130,9 @@ impl RedfishCore {
                 journal,
                 journal_path,
                 clock,
-                active: Mutex::default(),
+                active: ActiveTasks::default(),
                 inventory: watch::channel(0).0,
-                runners: Mutex::default(),
+                runners: TaskRunners::default(),
             }),
         };
         core.sync().await;
@@ -235,28 +223,20 @@ impl RedfishCore {
     }
 
     fn lock_active(&self) -> std::sync::MutexGuard<'_, Active> {
-        self.inner.active.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner.active.lock()
     }
 
     fn spawn_runner(&self, task_id: String, request: TaskRequest) {
-        let mut runners = self.inner.runners.lock().unwrap_or_else(|p| p.into_inner());
-        if runners.stopped {
-            tracing::warn!(task = %task_id, "adapter stopped: the task is left to the next start");
-            return;
-        }
         let core = self.clone();
-        let handle = tokio::spawn(async move {
+        let id = task_id.clone();
+        self.inner.runners.spawn(&id, async move {
             let status = core.run_task(&task_id, &request).await;
             let now = core.now_text();
             if let Err(error) = core.inner.journal.set_task_status(&task_id, status, &now) {
                 tracing::error!(%error, task = %task_id, "cannot record task end");
             }
-            let mut active = core.lock_active();
-            active.racks.remove(&request.rack_id);
-            active.cancelled.remove(&task_id);
+            core.inner.active.finished(&request.rack_id, &task_id);
         });
-        runners.handles.retain(|h| !h.is_finished());
-        runners.handles.push(handle.abort_handle());
     }
 
     /// Stops the adapter's work in this process: every task runner is aborted where it stands
@@ -264,11 +244,7 @@ impl RedfishCore {
     /// The HA server calls this when it steps down, so the next leader's adapter, resuming
     /// from the journal, is the only one working on the tasks.
     pub fn stop(&self) {
-        let mut runners = self.inner.runners.lock().unwrap_or_else(|p| p.into_inner());
-        runners.stopped = true;
-        for handle in runners.handles.drain(..) {
-            handle.abort();
-        }
+        self.inner.runners.stop();
     }
 
     /// Runs the steps kind by kind; returns the task's final journal status.

@@ -9,6 +9,7 @@
 //! Cargo features (both default on): `webhooks` (signed delivery from the outbox) and `metrics`
 //! (Prometheus). With them off the engine depends on neither reqwest nor prometheus-client.
 
+pub mod adapter;
 mod applier;
 pub mod clock;
 pub mod core;
