@@ -580,6 +580,22 @@ impl Fleet {
             .collect()
     }
 
+    /// The Core tasks of a cancelled run that are still running (submitted targets, in target
+    /// id order within each run): the cancel was an after-commit call that a crash may have
+    /// lost, and an adapter may keep a cancel flag only in memory, so the shell re-sends these
+    /// after a restart or a reload (cancelling is idempotent).
+    pub fn cancels_in_flight(&self) -> Vec<(TaskId, TargetId)> {
+        self.runs
+            .values()
+            .filter(|run| run.status == RunStatus::Cancelled)
+            .filter_map(|run| self.run_active.get(&run.id))
+            .flatten()
+            .filter_map(|id| self.targets.get(id))
+            .filter(|target| target.status == TargetStatus::Submitted)
+            .filter_map(|target| Some((target.task_id.clone()?, target.id.clone())))
+            .collect()
+    }
+
     /// The status the planner must use for `component` at `now`: unknown when never observed,
     /// not observed since start, or older than `status_max_age`.
     pub fn effective_status(&self, component: &ComponentId, now: Timestamp) -> ComponentStatus {

@@ -343,6 +343,8 @@ fn cancel_skips_waiting_targets_and_cancels_submitted_tasks() {
     assert_eq!(f.targets[&t1].status, TargetStatus::Submitted);
     assert_eq!(f.targets[&t2].status, TargetStatus::Skipped);
     assert_eq!(f.runs["run-1"].counts.skipped, 2);
+    // A restart before Core reports would ask Core again to cancel the running task.
+    assert_eq!(f.cancels_in_flight(), vec![("task-1".into(), t1.clone())]);
     // Counts keep moving after the run is terminal.
     apply(
         &mut f,
@@ -360,6 +362,7 @@ fn cancel_skips_waiting_targets_and_cancels_submitted_tasks() {
     assert_eq!(f.runs["run-1"].counts.terminated, 1);
     assert_eq!(f.active_total, 0);
     assert!(f.runs["run-1"].waves[0].finished_at.is_some());
+    assert!(f.cancels_in_flight().is_empty());
 }
 
 #[test]

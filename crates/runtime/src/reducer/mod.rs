@@ -163,7 +163,8 @@ impl Reducer {
 
     /// Recovery work after a restart (or a reload): every claimed target may or may not have
     /// reached Core; its submission, as the pure core states it, is re-issued as
-    /// submit-if-absent (the applier asks Core by key first).
+    /// submit-if-absent (the applier asks Core by key first). Hooks in flight run again, and a
+    /// cancelled run's running tasks are asked to cancel again.
     pub(crate) fn recover(&mut self) {
         for submit in self.fleet.claimed_submissions() {
             let _ = self.applier.send(CoreCall::Submit { request: submit.into() });
@@ -172,6 +173,10 @@ impl Reducer {
         // has moved its target on and is not among these.
         for call in self.fleet.hooks_in_flight() {
             let _ = self.applier.send(CoreCall::RunHook(call));
+        }
+        // A cancelled run's tasks still running: their cancel may have been lost with the crash.
+        for (task_id, _) in self.fleet.cancels_in_flight() {
+            let _ = self.applier.send(CoreCall::Cancel { task_id });
         }
     }
 
