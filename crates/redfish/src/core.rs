@@ -41,6 +41,8 @@ const RUNNING: &str = "running";
 const DONE: &str = "done";
 const FAILED: &str = "failed";
 const TERMINATED: &str = "terminated";
+/// How often a resumed step looks again for a system its BMC has not yet rediscovered.
+const DISCOVERY_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The Redfish Core adapter. Cheap to clone.
 #[derive(Clone)]
@@ -336,6 +338,30 @@ impl RedfishCore {
         self.inner.journal.set_step(task_id, &step, &self.now_text()).map_err(|e| e.to_string())
     }
 
+    /// The system behind `component`. A task resumed after a restart may find its BMC not yet
+    /// rediscovered (unreachable at the first sync): the observation pollers keep syncing, so
+    /// this waits for the system to reappear, up to `power_settle_seconds`, unless the task is
+    /// cancelled meanwhile; only then does the step fail (never blindly re-sent either way).
+    async fn discovered(&self, task_id: &str, component: &ComponentId) -> Option<SystemRef> {
+        let started = std::time::Instant::now();
+        loop {
+            let found = self
+                .inner
+                .systems
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(component)
+                .cloned();
+            if found.is_some()
+                || started.elapsed() >= self.inner.settings.power_settle
+                || self.cancel_reason(task_id).is_some()
+            {
+                return found;
+            }
+            tokio::time::sleep(DISCOVERY_POLL).await;
+        }
+    }
+
     /// Runs one component's step unless it already finished; `true` when it succeeded.
     async fn run_one(
         &self,
@@ -352,10 +378,11 @@ impl RedfishCore {
         }
         let mut data: StepData =
             previous.and_then(|s| serde_json::from_str(&s.data).ok()).unwrap_or_default();
-        let system =
-            self.inner.systems.read().unwrap_or_else(|p| p.into_inner()).get(component).cloned();
-        let Some(system) = system else {
-            data.message = format!("{component} is not a discovered Redfish system");
+        let Some(system) = self.discovered(task_id, component).await else {
+            data.message = format!(
+                "{component} is not a discovered Redfish system (waited {} s for its BMC)",
+                self.inner.settings.power_settle.as_secs()
+            );
             self.write_step(task_id, component, FAILED, &data);
             return false;
         };
