@@ -258,4 +258,8 @@ fn demo_runs_to_a_clean_exit() {
     let all = format!("{stdout}{stderr}");
     assert!(all.contains("safety_gate") || all.contains("SAFETY GATE"), "the gate trips: {all}");
     assert!(all.contains("acknowledges"), "resume with acknowledgement is shown: {all}");
+    for hook in ["hook drain", "hook validate"] {
+        assert!(stdout.contains(hook), "the {hook} reports are summarised: {stdout}");
+    }
+    assert!(!stdout.contains(": 0 reports"), "both hooks ran: {stdout}");
 }

@@ -3,8 +3,9 @@
 //! firmware update in three waves (a canary rack, then 25%, then the rest) with four racks in
 //! flight, injects failures so the safety gate trips, acknowledges and resumes, advances at each
 //! wave gate, and prints a per-wave summary. Every rack is drained first by a pre hook
-//! (`examples/hooks/drain.sh`), so its message and the hook events show in the output. Everything goes through the same HTTP client the CLI
-//! uses.
+//! (`examples/hooks/drain.sh`) and validated after its task by a post hook
+//! (`examples/hooks/validate.sh`), so their messages and the hook events show in the output.
+//! Everything goes through the same HTTP client the CLI uses.
 
 use crate::cli::client::{CliError, Client};
 use crate::cli::table::render;
@@ -102,7 +103,10 @@ async fn tour(options: &DemoOptions, dir: &std::path::Path) -> Result<DemoReport
         plan_interval_ms: 100,
         sync_interval_ms: 250,
         task_poll_interval_ms: 100,
-        hooks: vec![drain_hook(dir)?],
+        hooks: vec![
+            site_hook(dir, "drain", DRAIN_SCRIPT)?,
+            site_hook(dir, "validate", VALIDATE_SCRIPT)?,
+        ],
         ..Config::default()
     };
     let sim = SimConfig {
@@ -189,17 +193,29 @@ async fn drive(
     Ok(report)
 }
 
-/// How often the drain hook ran, and what it said last, from the event log.
+/// How often the drain and validate hooks ran, and what each said last, from the event log.
 async fn hook_summary(client: &Client) -> Result<(), CliError> {
-    let page = client.get("/v1/events?after=0&limit=1000").await?;
-    let events = page.get("events").and_then(Value::as_array).cloned().unwrap_or_default();
-    let finished: Vec<&Value> = events.iter().filter(|e| e["kind"] == "hook_finished").collect();
-    let last = finished.last().and_then(|e| e["data"]["message"].as_str()).unwrap_or("-");
-    say(&format!(
-        "pre hook drain (examples/hooks/drain.sh) ran before every rack's task: {} hook_finished \
-         events in the log; the last said \"{last}\"",
-        finished.len()
-    ));
+    let mut finished: Vec<Value> = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = client.get(&format!("/v1/events?after={after}&limit=1000")).await?;
+        let events = page.get("events").and_then(Value::as_array).cloned().unwrap_or_default();
+        let Some(last_seq) = events.last().and_then(|e| e["seq"].as_u64()) else { break };
+        after = last_seq;
+        finished.extend(events.into_iter().filter(|e| e["kind"] == "hook_finished"));
+    }
+    for (name, phase, when) in [("drain", "/pre/", "before"), ("validate", "/post/", "after")] {
+        let runs: Vec<&Value> = finished
+            .iter()
+            .filter(|e| e["data"]["invocation_id"].as_str().is_some_and(|id| id.contains(phase)))
+            .collect();
+        let last = runs.last().and_then(|e| e["data"]["message"].as_str()).unwrap_or("-");
+        say(&format!(
+            "hook {name} (examples/hooks/{name}.sh) ran {when} each rack's task: {} reports in \
+             the event log; the last said \"{last}\"",
+            runs.len()
+        ));
+    }
     Ok(())
 }
 
@@ -338,22 +354,26 @@ fn demo_run(racks: u32) -> RunRequest {
             ordering: Some(Ordering::OnePerRowRoundRobin),
             safety_gates: Some(vec![gate]),
             auto_advance: Some(false),
-            hooks: Some(HookRefs { pre: vec!["drain".into()], post: Vec::new() }),
+            hooks: Some(HookRefs { pre: vec!["drain".into()], post: vec!["validate".into()] }),
             ..PolicyOverrides::default()
         },
         dry_run: false,
     }
 }
 
-/// The demo's `drain` hook: `examples/hooks/drain.sh` (built into the binary, written next to
-/// the demo's database) run through `/bin/sh` before every rack's task.
-fn drain_hook(dir: &std::path::Path) -> Result<HookEntry, CliError> {
-    const DRAIN: &str = include_str!("../../../examples/hooks/drain.sh");
-    let path = dir.join("drain.sh");
-    std::fs::write(&path, DRAIN)
+/// The demo's pre hook, `examples/hooks/drain.sh` (built into the binary).
+const DRAIN_SCRIPT: &str = include_str!("../../../examples/hooks/drain.sh");
+/// The demo's post hook, `examples/hooks/validate.sh` (built into the binary).
+const VALIDATE_SCRIPT: &str = include_str!("../../../examples/hooks/validate.sh");
+
+/// A demo hook named `name`: `script` written next to the demo's database as `{name}.sh` and run
+/// through `/bin/sh` (drain before every rack's task, validate after it).
+fn site_hook(dir: &std::path::Path, name: &str, script: &str) -> Result<HookEntry, CliError> {
+    let path = dir.join(format!("{name}.sh"));
+    std::fs::write(&path, script)
         .map_err(|e| CliError::Local(format!("cannot write {}: {e}", path.display())))?;
     Ok(HookEntry {
-        name: "drain".into(),
+        name: name.into(),
         exec: Some(vec!["/bin/sh".into(), path.display().to_string()]),
         http: None,
         timeout_seconds: 30,
