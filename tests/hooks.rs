@@ -108,6 +108,19 @@ async fn pre_and_post_hooks_run_per_rack_and_are_events() {
     let (code, stdout, _) = outcome(&steward.cli(&["run", "targets", &id]));
     assert_eq!(code, 0);
     assert!(stdout.contains("HOOK"), "{stdout}");
+    for rack in ["rack-001", "rack-002"] {
+        let line = stdout.lines().find(|l| l.contains(rack)).unwrap_or_default();
+        assert!(line.contains("pre drain ok, post validate ok"), "{rack}: {stdout}");
+    }
+    for target in targets.as_array().unwrap() {
+        let names: Vec<&str> = target["hooks_reported"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["drain", "validate"], "{target}");
+    }
     steward.stop();
 }
 

@@ -42,7 +42,9 @@ pub use requests::{
     AdvanceRequest, ForceServiceStateRequest, PolicyOverrides, ReasonRequest, RerunRequest,
     RunRequest, ServiceStateRequest,
 };
-pub use run::{CreateRunRequest, Hold, Run, Selector, StatusCounts, Target, Task, Wave};
+pub use run::{
+    CreateRunRequest, Hold, HookReport, Run, Selector, StatusCounts, Target, Task, Wave,
+};
 pub use service::{HistoryEntry, ServiceTableDoc};
 pub use site::SiteTables;
 pub use status::{Gate, RunStatus, RunStatusReason, TargetStatus, TaskStatus};

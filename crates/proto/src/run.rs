@@ -1,7 +1,7 @@
 //! Operation runs, their targets and tasks, selectors, holds and counts.
 
 use crate::component::ComponentKind;
-use crate::hooks::HookRun;
+use crate::hooks::{HookPhase, HookRun};
 use crate::ids::{ComponentId, IdempotencyKey, RackId, RunId, TargetId, TaskId};
 use crate::operation::Operation;
 use crate::policy::RunPolicy;
@@ -286,8 +286,25 @@ pub struct Target {
     /// The hook it runs while `pre_hooks` or `post_hooks`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hook: Option<HookRun>,
+    /// The hooks of the current attempt that reported, in order (cleared by a new attempt), so
+    /// a finished target still shows its drain and its validation. Absent when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks_reported: Vec<HookReport>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
+}
+
+/// A hook that reported for a target's current attempt.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct HookReport {
+    /// Before (`pre`) or after (`post`) the task.
+    pub phase: HookPhase,
+    /// The hook's name in the server's config.
+    pub name: String,
+    /// Whether it succeeded.
+    pub ok: bool,
 }
 
 impl Target {
@@ -315,6 +332,7 @@ impl Target {
             blocked_since: None,
             hold: None,
             hook: None,
+            hooks_reported: Vec::new(),
             updated_at: now,
         }
     }

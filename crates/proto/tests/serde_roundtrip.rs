@@ -679,6 +679,7 @@ fn sample_run() -> Run {
 fn sample_target() -> Target {
     Target {
         hook: None,
+        hooks_reported: Vec::new(),
         id: TargetId::new("run-1:r12"),
         run_id: RunId::new("run-1"),
         rack_id: RackId::new("r12"),

@@ -73,6 +73,7 @@ fn target(position: usize, at: Timestamp) -> Target {
         blocked_since: None,
         hold: None,
         hook: None,
+        hooks_reported: Vec::new(),
         updated_at: at,
     }
 }

@@ -82,6 +82,7 @@ fn target(run: usize, position: usize, status: TargetStatus, at: Timestamp) -> T
         .collect();
     Target {
         hook: None,
+        hooks_reported: Vec::new(),
         id: TargetId::for_rack(&run_id, &rack_id),
         run_id,
         rack_id: rack_id.clone(),

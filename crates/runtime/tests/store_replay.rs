@@ -55,6 +55,7 @@ fn new_run(racks: &[&str]) -> (Run, Vec<Target>) {
             let rack_id = RackId::new(*rack);
             Target {
                 hook: None,
+                hooks_reported: Vec::new(),
                 id: TargetId::for_rack(&run_id, &rack_id),
                 run_id: run_id.clone(),
                 rack_id: rack_id.clone(),

@@ -155,6 +155,7 @@ fn target(run: &str, rack: &str, status: TargetStatus) -> Target {
     let rack_id = RackId::new(rack);
     Target {
         hook: None,
+        hooks_reported: Vec::new(),
         id: TargetId::for_rack(&run_id, &rack_id),
         run_id,
         rack_id,

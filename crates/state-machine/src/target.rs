@@ -302,6 +302,7 @@ fn changed(state: &Target, status: TargetStatus, message: String, now: Timestamp
         blocked_since: state.blocked_since,
         hold: state.hold.clone(),
         hook: state.hook.clone(),
+        hooks_reported: state.hooks_reported.clone(),
         updated_at: now,
     }
 }
@@ -592,11 +593,15 @@ impl Machine for TargetMachine {
                         now,
                     );
                     next.hook = None;
+                    if next.attempt == state.attempt {
+                        record_hook(&mut next, hook, false);
+                    }
                     accept!(next, vec![Effect::PersistTarget(state.id.clone())])
                 }
                 if let Some(name) = next_hook {
                     let text = format!("{done}; {}", hook_message(hook.phase, name));
                     let mut next = changed(state, from, text, now);
+                    record_hook(&mut next, hook, true);
                     let index = hook.index.saturating_add(1);
                     let call = enter_hook(&mut next, hook.phase, index, name, now);
                     accept!(next, vec![Effect::PersistTarget(state.id.clone()), call])
@@ -604,11 +609,13 @@ impl Machine for TargetMachine {
                 if hook.phase == HookPhase::Post {
                     let mut next = changed(state, S::Completed, done, now);
                     next.hook = None;
+                    record_hook(&mut next, hook, true);
                     accept!(next, vec![Effect::PersistTarget(state.id.clone())])
                 }
                 let text = format!("{done}; submitting the task");
                 let mut next = changed(state, S::Claimed, text, now);
                 next.hook = None;
+                record_hook(&mut next, hook, true);
                 next.lease_until = Some(*lease_until);
                 let submit = submission(state, operation);
                 let effects =
@@ -715,7 +722,17 @@ fn retry_or_fail(
         next.task_id = None;
         next.lease_until = None;
         next.hook = None;
+        next.hooks_reported.clear();
         next.retry_after = Some(add_seconds(now, retry_backoff_seconds));
         next
     }
+}
+
+/// Records that `hook` reported for the target's current attempt.
+fn record_hook(next: &mut Target, hook: &HookRun, ok: bool) {
+    next.hooks_reported.push(steward_proto::HookReport {
+        phase: hook.phase,
+        name: hook.name.clone(),
+        ok,
+    });
 }

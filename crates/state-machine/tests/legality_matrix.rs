@@ -128,6 +128,7 @@ const TARGET_GOLDEN: Golden = &[
 fn target_in(status: TargetStatus) -> Target {
     Target {
         hook: None,
+        hooks_reported: Vec::new(),
         id: "run-1:r1".into(),
         run_id: "run-1".into(),
         rack_id: "r1".into(),

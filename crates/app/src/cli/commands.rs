@@ -321,21 +321,30 @@ fn targets_table(targets: &Value) -> String {
     render(&["RACK", "WAVE", "STATUS", "ATTEMPT", "TASK", "HOOK", "MESSAGE", "HOLD"], &rows)
 }
 
-/// `pre drain since 12:00:01Z` for a target running a hook (`(run 2)` once re-run), else `-`.
+/// `pre drain since 12:00:01Z` for a target running a hook (`(run 2)` once re-run); otherwise
+/// the hooks of its attempt that reported (`pre drain ok, post validate ok`), else `-`.
 fn hook_cell(target: &Value) -> String {
-    match target.get("hook") {
-        Some(hook) if !hook.is_null() => {
-            let starts = hook.get("starts").and_then(Value::as_u64).unwrap_or(0);
-            let again = if starts > 1 { format!(" (run {starts})") } else { String::new() };
-            format!(
-                "{} {} since {}{again}",
-                field(hook, "phase"),
-                field(hook, "name"),
-                field(hook, "since")
-            )
-        }
-        _ => "-".to_string(),
+    if let Some(hook) = target.get("hook").filter(|hook| !hook.is_null()) {
+        let starts = hook.get("starts").and_then(Value::as_u64).unwrap_or(0);
+        let again = if starts > 1 { format!(" (run {starts})") } else { String::new() };
+        return format!(
+            "{} {} since {}{again}",
+            field(hook, "phase"),
+            field(hook, "name"),
+            field(hook, "since")
+        );
     }
+    let reported = target.get("hooks_reported").and_then(Value::as_array);
+    let cells: Vec<String> = reported
+        .into_iter()
+        .flatten()
+        .map(|report| {
+            let ok = report.get("ok").and_then(Value::as_bool) == Some(true);
+            let outcome = if ok { "ok" } else { "failed" };
+            format!("{} {} {outcome}", field(report, "phase"), field(report, "name"))
+        })
+        .collect();
+    if cells.is_empty() { "-".to_string() } else { cells.join(", ") }
 }
 
 /// Builds the typed `POST /v1/runs` request from `run create` flags (the same struct the server
