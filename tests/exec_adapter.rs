@@ -129,7 +129,11 @@ async fn exec_adapter_imports_observes_updates_firmware_and_reports_failures() {
     let config = site(dir.path());
     let steward = Steward::start(dir.path(), &config);
     let api = steward.api();
-    assert_eq!(api.wait_ready().await, 6, "three racks of two components imported and ready");
+    assert_eq!(
+        api.wait_ready_count(6).await,
+        6,
+        "three racks of two components imported and ready"
+    );
     let racks = api.ok("/v1/racks").await;
     assert_eq!(racks.as_array().unwrap().len(), 3, "{racks:#}");
     let (code, stdout, stderr) =
@@ -209,7 +213,7 @@ async fn a_sigkill_mid_update_never_starts_a_task_twice_and_the_run_completes() 
     let config = site(dir.path());
     std::fs::write(dir.path().join("slow"), "").unwrap();
     let steward = Steward::start(dir.path(), &config);
-    assert_eq!(steward.api().wait_ready().await, 6);
+    assert_eq!(steward.api().wait_ready_count(6).await, 6);
     // One rack at a time: the kill lands on the first, the others start after the restart.
     let id = create(&steward, &firmware("3.1.0", &RACKS, 1)).await;
     let slept = dir.path().join("slept");
@@ -272,7 +276,7 @@ async fn the_example_site_scripts_run_an_update_and_a_power_off_from_the_cli() {
         power = script("power.sh"),
     );
     let steward = Steward::start(dir.path(), &config);
-    assert_eq!(steward.api().wait_ready().await, 12, "four racks of three components");
+    assert_eq!(steward.api().wait_ready_count(12).await, 12, "four racks of three components");
     let (code, stdout, stderr) = outcome(&steward.cli(&[
         "--json",
         "run",

@@ -40,7 +40,7 @@ async fn power_cycle_over_three_racks_survives_sigkill_and_sends_each_reset_once
     let config = steward_config(dir.path(), &refs, "");
     let steward = Steward::start(dir.path(), &config);
     let api = steward.api();
-    assert_eq!(api.wait_ready().await, 12, "every emulated system imported and ready");
+    assert_eq!(api.wait_ready_count(12).await, 12, "every emulated system imported and ready");
 
     let run = api
         .post(
@@ -91,7 +91,7 @@ async fn power_off_is_verified_and_a_dead_bmc_makes_its_components_unknown() {
     let config = steward_config(dir.path(), &[&dead, &alive], "");
     let steward = Steward::start(dir.path(), &config);
     let api = steward.api();
-    assert_eq!(api.wait_ready().await, 4);
+    assert_eq!(api.wait_ready_count(4).await, 4);
 
     let run = api
         .post(
@@ -146,7 +146,7 @@ async fn firmware_update_reads_the_version_back_and_a_failing_image_fails() {
     let config = steward_config(dir.path(), &[&bmc], "");
     let steward = Steward::start(dir.path(), &config);
     let api = steward.api();
-    assert_eq!(api.wait_ready().await, 2);
+    assert_eq!(api.wait_ready_count(2).await, 2);
 
     let good = json!({"operation": {"kind": "firmware_update", "version": "2.0.0"},
                       "selector": {"racks": ["rack-001"]}});
@@ -177,7 +177,7 @@ async fn basic_auth_right_imports_and_wrong_makes_components_unknown_logged_once
     let bmc = Emulator::start_with(&dir.path().join("bmc1"), 31, 2, "Off", false, true);
     let config = steward_config(dir.path(), &[&bmc], "");
     let steward = Steward::start(dir.path(), &config);
-    assert_eq!(steward.api().wait_ready().await, 2, "right password: imported and ready");
+    assert_eq!(steward.api().wait_ready_count(2).await, 2, "right password: imported and ready");
     steward.stop();
 
     std::fs::write(dir.path().join("bmc-password"), "wrong\n").unwrap();
@@ -209,7 +209,7 @@ async fn a_stopped_bmc_times_out_backs_off_and_recovers_after_sigcont() {
     let config = steward_config(dir.path(), &[&bmc], "");
     let steward = Steward::start(dir.path(), &config);
     let api = steward.api();
-    assert_eq!(api.wait_ready().await, 2);
+    assert_eq!(api.wait_ready_count(2).await, 2);
 
     let signal = |name: &str| {
         let status = std::process::Command::new("kill")
@@ -224,7 +224,7 @@ async fn a_stopped_bmc_times_out_backs_off_and_recovers_after_sigcont() {
     })
     .await;
     signal("-CONT");
-    assert_eq!(api.wait_ready().await, 2, "ready again after SIGCONT");
+    assert_eq!(api.wait_ready_count(2).await, 2, "ready again after SIGCONT");
     let log = steward.log();
     assert!(log.contains("BMC endpoint unreachable"), "{log}");
     assert!(log.contains("reachable again"), "{log}");
@@ -247,7 +247,7 @@ async fn an_emulator_killed_mid_run_fails_its_rack_while_the_other_racks_complet
         .replace("power_settle_seconds = 60", "power_settle_seconds = 25");
     let steward = Steward::start(dir.path(), &config);
     let api = steward.api();
-    assert_eq!(api.wait_ready().await, 6);
+    assert_eq!(api.wait_ready_count(6).await, 6);
 
     let run = api
         .post(
@@ -350,7 +350,7 @@ async fn https_bmcs_are_verified_against_ca_file_refused_without_it_and_unverifi
     let ca = format!("ca_file = {:?}", cert.display().to_string());
     let steward = Steward::start(dir.path(), &with_redfish_line(&plain, &ca));
     let api = steward.api();
-    assert_eq!(api.wait_ready().await, 2, "verified against ca_file: imported and ready");
+    assert_eq!(api.wait_ready_count(2).await, 2, "verified against ca_file: imported and ready");
 
     // The BMC comes back with another certificate: its components go unknown, saying why.
     let port = bmc.port();
@@ -388,7 +388,7 @@ async fn https_bmcs_are_verified_against_ca_file_refused_without_it_and_unverifi
     // insecure_skip_verify = true, written explicitly: accepted unverified, with a warning.
     let steward =
         Steward::start(dir.path(), &with_redfish_line(&plain, "insecure_skip_verify = true"));
-    assert_eq!(steward.api().wait_ready().await, 2, "unverified TLS when asked for");
+    assert_eq!(steward.api().wait_ready_count(2).await, 2, "unverified TLS when asked for");
     assert!(steward.log().contains("insecure_skip_verify = true"), "{}", steward.log());
     steward.stop();
     assert!(bmc.requests("/redfish/v1/Systems") > 0, "the BMC was reached over https");

@@ -277,6 +277,21 @@ impl Api {
         all.as_array().unwrap().len()
     }
 
+    /// Waits until exactly `count` components are listed, each `ready` (an adapter may import
+    /// systems a sync apart, so "all listed are ready" alone can hold too early); returns it.
+    pub async fn wait_ready_count(&self, count: usize) -> usize {
+        let all = self
+            .wait_for("/v1/components", Duration::from_secs(60), |body| {
+                let items = body.as_array().unwrap();
+                items.len() == count
+                    && items
+                        .iter()
+                        .all(|c| c.pointer("/status/phase") == Some(&Value::from("ready")))
+            })
+            .await;
+        all.as_array().unwrap().len()
+    }
+
     /// Waits until a run has `status` (and `reason`, if given).
     pub async fn wait_run(&self, id: &str, status: &str, reason: Option<&str>) -> Value {
         self.wait_for(&format!("/v1/runs/{id}"), Duration::from_secs(30), |run| {
